@@ -388,10 +388,11 @@ impl Membership {
                 gossip_now |= self.apply_notification(notification);
             }
             self.resize_if_needed();
-            if gossip_now && !self.left {
-                if let Err(error) = self.swim.gossip(&mut self.runtime) {
-                    debug!(%error, "gossip after member down failed");
-                }
+            if gossip_now
+                && !self.left
+                && let Err(error) = self.swim.gossip(&mut self.runtime)
+            {
+                debug!(%error, "gossip after member down failed");
             }
             if self.runtime.backlog() == 0 {
                 break;
