@@ -1,0 +1,452 @@
+//! The static-mode configuration file (YAML), parsed and validated.
+//!
+//! Syntax and type errors come from the YAML parser with their line and column; semantic
+//! errors (duplicate VIPs, unknown preset, bad patterns) name the line and the field too.
+//! The format is documented in the README ("Speaker (static mode)").
+
+use crate::announce::BurstSchedule;
+use crate::interfaces::DEFAULT_EXCLUDES;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use swimlb_gossip::Preset;
+
+pub const DEFAULT_METRICS_ADDRESS: &str = "0.0.0.0:7472";
+pub const DEFAULT_DRAIN_GRACE_MS: u64 = 2000;
+/// Burst offsets beyond this are a typo, not a plan.
+const MAX_BURST_OFFSET_MS: u64 = 60_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node_name: Spanned<String>,
+    gossip: RawGossip,
+    #[serde(default)]
+    interfaces: Vec<String>,
+    #[serde(default)]
+    exclude_interfaces: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    metrics_address: Option<SocketAddr>,
+    #[serde(default)]
+    announce: RawAnnounce,
+    #[serde(default)]
+    drain_grace_ms: Option<u64>,
+    #[serde(default)]
+    vips: Vec<RawVip>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGossip {
+    bind: SocketAddr,
+    #[serde(default)]
+    advertise: Option<SocketAddr>,
+    #[serde(default)]
+    peers: Vec<SocketAddr>,
+    key_file: PathBuf,
+    #[serde(default)]
+    preset: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnnounce {
+    #[serde(default)]
+    burst_ms: Option<Spanned<Vec<u64>>>,
+    #[serde(default)]
+    refresh_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVip {
+    address: Spanned<IpAddr>,
+    #[serde(default)]
+    nodes: Option<Spanned<Vec<String>>>,
+}
+
+/// Gossip settings; changing them needs a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GossipConfig {
+    pub bind: SocketAddr,
+    pub advertise: Option<SocketAddr>,
+    pub peers: Vec<SocketAddr>,
+    pub key_file: PathBuf,
+    pub preset: Preset,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub node_name: String,
+    pub gossip: GossipConfig,
+    /// Explicit interface names; empty means every suitable interface.
+    pub interfaces: Vec<String>,
+    pub exclude_interfaces: Vec<String>,
+    pub metrics_address: SocketAddr,
+    pub schedule: BurstSchedule,
+    pub drain_grace: Duration,
+    /// Every VIP, with the nodes allowed to own it (`None`: any node).
+    pub vips: BTreeMap<IpAddr, Option<BTreeSet<String>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Syntax {
+        path: PathBuf,
+        source: Box<serde_saphyr::Error>,
+    },
+    #[error("{path}:{line}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        field: String,
+        message: String,
+    },
+}
+
+fn invalid(
+    path: &Path,
+    line: u64,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        line,
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` only labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            serde_saphyr::from_str(text).map_err(|source| ConfigError::Syntax {
+                path: path.to_owned(),
+                source: Box::new(source),
+            })?;
+        let node_name = raw.node_name.value.trim().to_owned();
+        if node_name.is_empty() {
+            return Err(invalid(
+                path,
+                raw.node_name.referenced.line(),
+                "node_name",
+                "must not be empty",
+            ));
+        }
+        let preset = match &raw.gossip.preset {
+            None => Preset::default(),
+            Some(spanned) => spanned.value.parse::<Preset>().map_err(|_| {
+                invalid(
+                    path,
+                    spanned.referenced.line(),
+                    "gossip.preset",
+                    format!(
+                        "unknown preset {:?}; expected one of fast, memberlist, wan",
+                        spanned.value
+                    ),
+                )
+            })?,
+        };
+        let exclude_interfaces = match raw.exclude_interfaces {
+            None => DEFAULT_EXCLUDES.iter().map(|s| (*s).to_owned()).collect(),
+            Some(patterns) => {
+                for (i, pattern) in patterns.iter().enumerate() {
+                    if let Err(error) = regex::Regex::new(&pattern.value) {
+                        return Err(invalid(
+                            path,
+                            pattern.referenced.line(),
+                            format!("exclude_interfaces[{i}]"),
+                            format!("not a valid regex: {error}"),
+                        ));
+                    }
+                }
+                patterns.into_iter().map(|p| p.value).collect()
+            }
+        };
+        let offsets = match &raw.announce.burst_ms {
+            None => BurstSchedule::default().offsets,
+            Some(spanned) => {
+                if spanned.value.is_empty() {
+                    return Err(invalid(
+                        path,
+                        spanned.referenced.line(),
+                        "announce.burst_ms",
+                        "needs at least one offset (0 announces at once)",
+                    ));
+                }
+                if let Some(big) = spanned.value.iter().find(|ms| **ms > MAX_BURST_OFFSET_MS) {
+                    return Err(invalid(
+                        path,
+                        spanned.referenced.line(),
+                        "announce.burst_ms",
+                        format!("offset {big} ms is beyond the {MAX_BURST_OFFSET_MS} ms limit"),
+                    ));
+                }
+                spanned
+                    .value
+                    .iter()
+                    .map(|ms| Duration::from_millis(*ms))
+                    .collect()
+            }
+        };
+        let refresh = Some(Duration::from_millis(raw.announce.refresh_ms));
+        let mut vips = BTreeMap::new();
+        let mut first_line: BTreeMap<IpAddr, u64> = BTreeMap::new();
+        for (i, vip) in raw.vips.iter().enumerate() {
+            let address = vip.address.value;
+            let line = vip.address.referenced.line();
+            let field = format!("vips[{i}].address");
+            if address.is_unspecified() || address.is_multicast() || address.is_loopback() {
+                return Err(invalid(
+                    path,
+                    line,
+                    field,
+                    format!("{address} is not a unicast address"),
+                ));
+            }
+            if let IpAddr::V4(v4) = address
+                && v4.is_broadcast()
+            {
+                return Err(invalid(
+                    path,
+                    line,
+                    field,
+                    "the broadcast address cannot be a VIP",
+                ));
+            }
+            if let Some(previous) = first_line.insert(address, line) {
+                return Err(invalid(
+                    path,
+                    line,
+                    field,
+                    format!("{address} is already listed on line {previous}"),
+                ));
+            }
+            let nodes = match &vip.nodes {
+                None => None,
+                Some(spanned) => {
+                    let names: BTreeSet<String> =
+                        spanned.value.iter().map(|n| n.trim().to_owned()).collect();
+                    if names.is_empty() || names.contains("") {
+                        return Err(invalid(
+                            path,
+                            spanned.referenced.line(),
+                            format!("vips[{i}].nodes"),
+                            "must list at least one node name, none empty (omit it to allow every node)",
+                        ));
+                    }
+                    Some(names)
+                }
+            };
+            vips.insert(address, nodes);
+        }
+        let default_metrics: SocketAddr = DEFAULT_METRICS_ADDRESS
+            .parse()
+            .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7472)));
+        Ok(Config {
+            node_name,
+            gossip: GossipConfig {
+                bind: raw.gossip.bind,
+                advertise: raw.gossip.advertise,
+                peers: raw.gossip.peers,
+                key_file: raw.gossip.key_file,
+                preset,
+            },
+            interfaces: raw.interfaces,
+            exclude_interfaces,
+            metrics_address: raw.metrics_address.unwrap_or(default_metrics),
+            schedule: BurstSchedule::new(offsets, refresh),
+            drain_grace: Duration::from_millis(
+                raw.drain_grace_ms.unwrap_or(DEFAULT_DRAIN_GRACE_MS),
+            ),
+            vips,
+        })
+    }
+
+    /// Settings that differ from `self` but only take effect after a restart.
+    pub fn restart_only_changes(&self, newer: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.node_name != newer.node_name {
+            changed.push("node_name");
+        }
+        if self.gossip != newer.gossip {
+            changed.push("gossip");
+        }
+        if self.interfaces != newer.interfaces {
+            changed.push("interfaces");
+        }
+        if self.exclude_interfaces != newer.exclude_interfaces {
+            changed.push("exclude_interfaces");
+        }
+        if self.metrics_address != newer.metrics_address {
+            changed.push("metrics_address");
+        }
+        changed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = "\
+node_name: node-1
+gossip:
+  bind: 192.0.2.1:7946
+  advertise: 192.0.2.1:7946
+  peers: [192.0.2.2:7946, 192.0.2.3:7946]
+  key_file: /etc/swimlb/gossip.key
+  preset: memberlist
+interfaces: [eth0]
+exclude_interfaces: ['^docker.*']
+metrics_address: 192.0.2.1:9100
+announce:
+  burst_ms: [0, 300, 1200]
+  refresh_ms: 60000
+drain_grace_ms: 1500
+vips:
+  - address: 192.0.2.200
+  - address: 2001:db8::c8
+    nodes: [node-1, node-2]
+";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("speaker.yaml"))
+    }
+
+    fn error_text(text: &str) -> String {
+        match parse(text) {
+            Ok(config) => panic!("expected an error, got {config:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let config = parse(FULL).expect("valid");
+        assert_eq!(config.node_name, "node-1");
+        assert_eq!(config.gossip.preset, Preset::Memberlist);
+        assert_eq!(config.gossip.peers.len(), 2);
+        assert_eq!(config.interfaces, vec!["eth0"]);
+        assert_eq!(config.exclude_interfaces, vec!["^docker.*"]);
+        assert_eq!(config.metrics_address.port(), 9100);
+        assert_eq!(
+            config.schedule,
+            BurstSchedule::new(
+                vec![
+                    Duration::ZERO,
+                    Duration::from_millis(300),
+                    Duration::from_millis(1200)
+                ],
+                Some(Duration::from_secs(60))
+            )
+        );
+        assert_eq!(config.drain_grace, Duration::from_millis(1500));
+        let v6: IpAddr = "2001:db8::c8".parse().expect("addr");
+        assert_eq!(config.vips.len(), 2);
+        assert_eq!(
+            config.vips[&v6],
+            Some(
+                ["node-1".to_owned(), "node-2".to_owned()]
+                    .into_iter()
+                    .collect()
+            )
+        );
+        assert_eq!(
+            config.vips[&"192.0.2.200".parse::<IpAddr>().expect("addr")],
+            None
+        );
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let config =
+            parse("node_name: a\ngossip:\n  bind: 0.0.0.0:7946\n  key_file: k\n").expect("valid");
+        assert_eq!(config.gossip.preset, Preset::Fast);
+        assert_eq!(config.exclude_interfaces.len(), DEFAULT_EXCLUDES.len());
+        assert_eq!(config.schedule, BurstSchedule::default());
+        assert_eq!(
+            config.drain_grace,
+            Duration::from_millis(DEFAULT_DRAIN_GRACE_MS)
+        );
+        assert!(config.vips.is_empty());
+    }
+
+    #[test]
+    fn duplicate_vip_names_both_lines() {
+        let text = format!("{FULL}  - address: 192.0.2.200\n");
+        let message = error_text(&text);
+        assert!(message.contains("speaker.yaml:19"), "{message}");
+        assert!(message.contains("vips[2].address"), "{message}");
+        assert!(message.contains("line 16"), "{message}");
+    }
+
+    #[test]
+    fn unknown_preset_names_line_and_field() {
+        let text = FULL.replace("preset: memberlist", "preset: turbo");
+        let message = error_text(&text);
+        assert!(message.contains(":7: gossip.preset"), "{message}");
+        assert!(message.contains("turbo"), "{message}");
+    }
+
+    #[test]
+    fn bad_address_reports_its_line() {
+        let text = FULL.replace("address: 192.0.2.200", "address: 192.0.2.300");
+        let message = error_text(&text);
+        assert!(message.contains("line 16 column 14"), "{message}");
+        assert!(message.contains("address: 192.0.2.300"), "{message}");
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_with_its_name() {
+        let text = FULL.replace("drain_grace_ms: 1500", "drain_grace: 1500");
+        let message = error_text(&text);
+        assert!(message.contains("drain_grace"), "{message}");
+        assert!(message.contains("line 14 column 1"), "{message}");
+    }
+
+    #[test]
+    fn semantic_errors() {
+        let multicast = FULL.replace("address: 192.0.2.200", "address: 224.0.0.1");
+        assert!(error_text(&multicast).contains("not a unicast"));
+        let empty_nodes = FULL.replace("nodes: [node-1, node-2]", "nodes: []");
+        assert!(error_text(&empty_nodes).contains("vips[1].nodes"));
+        let regex = FULL.replace("'^docker.*'", "'(('");
+        assert!(error_text(&regex).contains(":9: exclude_interfaces[0]"));
+        let burst = FULL.replace("[0, 300, 1200]", "[0, 3000000]");
+        assert!(error_text(&burst).contains(":12: announce.burst_ms"));
+        let name = FULL.replace("node_name: node-1", "node_name: ' '");
+        assert!(error_text(&name).contains(":1: node_name"));
+    }
+
+    #[test]
+    fn restart_only_changes_are_listed() {
+        let old = parse(FULL).expect("valid");
+        let vips_only = parse(&FULL.replace("192.0.2.200", "192.0.2.201")).expect("valid");
+        assert!(old.restart_only_changes(&vips_only).is_empty());
+        let moved =
+            parse(&FULL.replace("bind: 192.0.2.1:7946", "bind: 192.0.2.1:7947")).expect("valid");
+        assert_eq!(old.restart_only_changes(&moved), vec!["gossip"]);
+    }
+}
