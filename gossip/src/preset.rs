@@ -206,10 +206,12 @@ impl Timing {
         }
     }
 
-    /// The longest a crashed member can stay undetected by the member probing it, before
-    /// dissemination: a full probe period to be picked, one to fail, then the suspicion.
+    /// How long a crash normally takes to be declared down, before dissemination: up to a
+    /// period until some member probes the crashed one, a period for that probe and its
+    /// indirect probes to fail, a period of slack for unlucky probe order, then the suspicion.
+    /// A rule of thumb for tests and reports, not a guarantee: probe order is random.
     pub fn detection_bound(&self, cluster_size: usize) -> Duration {
-        self.probe_period * 2 + self.suspicion_for(cluster_size)
+        self.probe_period * 3 + self.suspicion_for(cluster_size)
     }
 }
 
