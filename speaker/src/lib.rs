@@ -2,10 +2,19 @@
 //!
 //! - [`packet`]: ARP and neighbor discovery frames as pure byte functions;
 //! - [`announce`]: the owned set and the gratuitous announcement schedule (pure state);
+//! - [`ownership`]: which VIPs this node owns given the live members (pure);
 //! - [`interfaces`]: which interfaces to answer on;
-//! - [`config`]: the static-mode YAML file.
+//! - [`config`]: the static-mode YAML file;
+//! - [`datalink`]: packet sockets, one receive thread per interface;
+//! - [`runtime`]: the event loop tying gossip, configuration and interfaces together;
+//! - [`http`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz`, `/vips`.
 
 pub mod announce;
 pub mod config;
+pub mod datalink;
+pub mod http;
 pub mod interfaces;
+pub mod metrics;
+pub mod ownership;
 pub mod packet;
+pub mod runtime;

@@ -1,0 +1,295 @@
+//! The edge between the pure packet code and one network interface: a raw packet socket
+//! (pnet datalink channel) with a receive thread that answers requests for owned VIPs, a
+//! sender shared with the announcer, and the IPv6 solicited-node groups of owned VIPs.
+
+use crate::interfaces::SelectedInterface;
+use crate::metrics::Metrics;
+use crate::packet::{self, Mac, Request, Skip};
+use pnet::datalink::{self, Channel, DataLinkReceiver, DataLinkSender, NetworkInterface};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tracing::{debug, info_span, trace, warn};
+
+/// How often a receive thread wakes without traffic to check whether it should stop.
+const RECEIVE_POLL: Duration = Duration::from_millis(200);
+
+/// The VIPs this node answers for, shared by every interface thread. Replaced as a whole by the
+/// owner computation; a VIP removed here is not answered from the next frame on.
+#[derive(Debug, Default)]
+pub struct OwnedSet(RwLock<BTreeSet<IpAddr>>);
+
+impl OwnedSet {
+    pub fn contains(&self, vip: IpAddr) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&vip)
+    }
+
+    pub fn replace(&self, vips: BTreeSet<IpAddr>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = vips;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatalinkError {
+    #[error("interface {0} no longer exists")]
+    Gone(String),
+    #[error("cannot open a packet socket on {interface} (needs CAP_NET_RAW): {source}")]
+    Open {
+        interface: String,
+        source: io::Error,
+    },
+    #[error("{0}: the packet socket is not an Ethernet channel")]
+    NotEthernet(String),
+    #[error("cannot start the receive thread for {interface}: {source}")]
+    Thread {
+        interface: String,
+        source: io::Error,
+    },
+}
+
+/// One interface the speaker answers and announces on.
+pub struct InterfaceChannel {
+    pub interface: SelectedInterface,
+    sender: Mutex<Box<dyn DataLinkSender>>,
+    groups: Mutex<MulticastGroups>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for InterfaceChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterfaceChannel")
+            .field("interface", &self.interface)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InterfaceChannel {
+    /// Opens the packet socket on `interface` and starts its receive thread, which runs until
+    /// `stop` is set.
+    pub fn open(
+        interface: SelectedInterface,
+        owned: Arc<OwnedSet>,
+        metrics: Metrics,
+        stop: Arc<AtomicBool>,
+    ) -> Result<(Arc<InterfaceChannel>, JoinHandle<()>), DatalinkError> {
+        let network_interface = datalink::interfaces()
+            .into_iter()
+            .find(|i: &NetworkInterface| i.name == interface.name)
+            .ok_or_else(|| DatalinkError::Gone(interface.name.clone()))?;
+        let config = datalink::Config {
+            read_timeout: Some(RECEIVE_POLL),
+            write_timeout: Some(Duration::from_millis(100)),
+            // Requests arrive broadcast, to our MAC, or to groups we join: no promiscuous mode.
+            promiscuous: false,
+            read_buffer_size: 65536,
+            ..datalink::Config::default()
+        };
+        let (sender, receiver) = match datalink::channel(&network_interface, config) {
+            Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
+            Ok(_) => return Err(DatalinkError::NotEthernet(interface.name.clone())),
+            Err(source) => {
+                return Err(DatalinkError::Open {
+                    interface: interface.name.clone(),
+                    source,
+                });
+            }
+        };
+        let channel = Arc::new(InterfaceChannel {
+            groups: Mutex::new(MulticastGroups::new(interface.index)),
+            interface,
+            sender: Mutex::new(sender),
+            metrics,
+        });
+        let thread_channel = Arc::clone(&channel);
+        let name = format!("rx-{}", channel.interface.name);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || thread_channel.receive_loop(receiver, &owned, &stop))
+            .map_err(|source| DatalinkError::Thread {
+                interface: channel.interface.name.clone(),
+                source,
+            })?;
+        Ok((channel, thread))
+    }
+
+    fn receive_loop(
+        &self,
+        mut receiver: Box<dyn DataLinkReceiver>,
+        owned: &OwnedSet,
+        stop: &AtomicBool,
+    ) {
+        let span = info_span!("responder", interface = %self.interface.name);
+        let _entered = span.enter();
+        let local_mac = self.interface.mac;
+        while !stop.load(Ordering::Relaxed) {
+            let frame = match receiver.next() {
+                Ok(frame) => frame,
+                Err(error) if error.kind() == io::ErrorKind::TimedOut => continue,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                Err(error) => {
+                    warn!(%error, "receiving from the packet socket failed");
+                    std::thread::sleep(RECEIVE_POLL);
+                    continue;
+                }
+            };
+            // A packet socket also sees what this host sends: never answer ourselves.
+            if frame.get(6..12) == Some(&local_mac.0[..]) {
+                continue;
+            }
+            match packet::parse_frame(frame, local_mac) {
+                Ok(request) => self.answer(request, owned),
+                Err(Skip::Irrelevant) => {}
+                Err(Skip::Malformed(reason)) => {
+                    trace!(reason = reason.as_str(), "malformed frame");
+                    self.metrics.malformed(reason);
+                }
+            }
+        }
+    }
+
+    fn answer(&self, request: Request, owned: &OwnedSet) {
+        let local_mac = self.interface.mac;
+        let reply = match request {
+            Request::Arp(arp) => {
+                self.metrics.arp.requests.inc();
+                if !owned.contains(IpAddr::V4(arp.target_ip)) {
+                    return;
+                }
+                self.metrics.arp.replies.inc();
+                packet::arp_reply(&arp, arp.target_ip, local_mac)
+            }
+            Request::Ndp(ns) => {
+                self.metrics.ndp.requests.inc();
+                if !owned.contains(IpAddr::V6(ns.target)) {
+                    return;
+                }
+                self.metrics.ndp.replies.inc();
+                let source = self.interface.link_local.unwrap_or(ns.target);
+                packet::solicited_advertisement(&ns, source, local_mac)
+            }
+        };
+        self.send(&reply);
+    }
+
+    fn send(&self, frame: &[u8]) {
+        let mut sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        match sender.send_to(frame, None) {
+            Some(Ok(())) => {}
+            Some(Err(error)) => {
+                self.metrics.send_errors.inc();
+                debug!(interface = %self.interface.name, %error, "sending a frame failed");
+            }
+            None => {
+                self.metrics.send_errors.inc();
+            }
+        }
+    }
+
+    /// Sends one announcement round for `vip`: a gratuitous ARP request and reply (IPv4) or an
+    /// unsolicited neighbor advertisement (IPv6).
+    pub fn announce(&self, vip: IpAddr) {
+        let mac = self.interface.mac;
+        match vip {
+            IpAddr::V4(v4) => {
+                self.send(&packet::gratuitous_arp_request(v4, mac));
+                self.send(&packet::gratuitous_arp_reply(v4, mac));
+                self.metrics.arp.gratuitous.inc_by(2);
+            }
+            IpAddr::V6(v6) => {
+                let source = self.interface.link_local.unwrap_or(v6);
+                self.send(&packet::unsolicited_advertisement(v6, source, mac));
+                self.metrics.ndp.gratuitous.inc();
+            }
+        }
+    }
+
+    /// Receives the solicited-node group of `vip` on this interface.
+    pub fn join(&self, vip: Ipv6Addr) {
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(error) = groups.join(packet::solicited_node_group(vip)) {
+            warn!(interface = %self.interface.name, %vip, %error,
+                "cannot join the solicited-node group; solicitations for this VIP may not arrive");
+        }
+    }
+
+    /// Stops receiving the solicited-node group of `vip` (unless another owned VIP shares it).
+    pub fn leave(&self, vip: Ipv6Addr) {
+        let mut groups = self.groups.lock().unwrap_or_else(PoisonError::into_inner);
+        groups.leave(packet::solicited_node_group(vip));
+    }
+
+    pub fn mac(&self) -> Mac {
+        self.interface.mac
+    }
+}
+
+/// Memberships in IPv6 multicast groups on one interface, through UDP sockets bound to the
+/// loopback address (they never receive anything; the membership makes the kernel accept the
+/// group's frames on the interface and send MLD reports for switches that snoop).
+/// A socket holds a limited number of memberships, so more sockets are opened as needed.
+#[derive(Debug)]
+struct MulticastGroups {
+    index: u32,
+    sockets: Vec<UdpSocket>,
+    /// Group → (socket index, number of owned VIPs mapping to the group).
+    members: BTreeMap<Ipv6Addr, (usize, usize)>,
+}
+
+/// ENOBUFS: the per-socket membership limit (optmem) is reached.
+const ENOBUFS: i32 = 105;
+
+impl MulticastGroups {
+    fn new(index: u32) -> Self {
+        Self {
+            index,
+            sockets: Vec::new(),
+            members: BTreeMap::new(),
+        }
+    }
+
+    fn join(&mut self, group: Ipv6Addr) -> io::Result<()> {
+        if let Some((_, users)) = self.members.get_mut(&group) {
+            *users += 1;
+            return Ok(());
+        }
+        for (at, socket) in self.sockets.iter().enumerate() {
+            match socket.join_multicast_v6(&group, self.index) {
+                Ok(()) => {
+                    self.members.insert(group, (at, 1));
+                    return Ok(());
+                }
+                Err(error) if error.raw_os_error() == Some(ENOBUFS) => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        let socket = UdpSocket::bind((Ipv6Addr::LOCALHOST, 0))?;
+        socket.join_multicast_v6(&group, self.index)?;
+        self.sockets.push(socket);
+        self.members.insert(group, (self.sockets.len() - 1, 1));
+        Ok(())
+    }
+
+    fn leave(&mut self, group: Ipv6Addr) {
+        let Some((at, users)) = self.members.get_mut(&group) else {
+            return;
+        };
+        *users -= 1;
+        if *users > 0 {
+            return;
+        }
+        let at = *at;
+        self.members.remove(&group);
+        if let Some(socket) = self.sockets.get(at)
+            && let Err(error) = socket.leave_multicast_v6(&group, self.index)
+        {
+            debug!(%group, %error, "leaving a multicast group failed");
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! The running speaker in static mode: gossip membership in, owned VIPs out to the interfaces.
+//!
+//! One task owns all state and reacts to: live-member changes, membership events, the
+//! announcement timer, SIGHUP (reload) and SIGTERM/SIGINT (drain). Interface threads only read
+//! the shared owned set.
+//!
+//! Start-up hold: a speaker that has just started knows no other member yet and would compute
+//! itself the owner of every VIP. It therefore announces nothing until it has met another
+//! member and [`SETTLE`] has passed (time to receive the member list), or [`JOIN_TIMEOUT`]
+//! has passed (it may be alone), or it has no peers to join.
+//!
+//! Drain (SIGTERM): leave the gossip cluster first, so successors learn at once and announce;
+//! keep answering requests, but send no more gratuitous rounds, for `drain_grace`; then stop.
+
+use crate::announce::Announcements;
+use crate::config::{Config, ConfigError};
+use crate::datalink::{DatalinkError, InterfaceChannel, OwnedSet};
+use crate::http::{self, Holding, Status};
+use crate::interfaces::{self, Selection, SelectionError};
+use crate::metrics::{ChangeLabel, IpLabel, Metrics, ResultLabel, StateLabel};
+use crate::ownership::{owned_vips, owner_of};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+use swimlb_gossip::driver::{self, DriverConfig, DriverError, GossipHandle};
+use swimlb_gossip::envelope::KeyError;
+use swimlb_gossip::{KeyRing, MembershipEvent};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+
+/// After meeting the first other member, how long to wait for the member list before
+/// announcing anything.
+pub const SETTLE: Duration = Duration::from_millis(300);
+/// How long a starting speaker waits to meet another member before it assumes it is alone.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the gossip layer gets to tell the others that this node leaves.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A suspicion older than this is not the start of the failure that moves a VIP now.
+const TROUBLE_MEMORY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot read the gossip key file {path}: {source}")]
+    KeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("gossip key file {path}: {source}")]
+    Key { path: PathBuf, source: KeyError },
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
+    #[error("no suitable interface to announce on (configure `interfaces`)")]
+    NoInterface,
+    #[error(transparent)]
+    Datalink(#[from] DatalinkError),
+    #[error(transparent)]
+    Gossip(#[from] DriverError),
+    #[error("cannot listen on {addr} for metrics: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install a signal handler: {0}")]
+    Signal(std::io::Error),
+    #[error("the gossip member stopped unexpectedly")]
+    GossipStopped,
+}
+
+fn load_keyring(path: &Path) -> Result<KeyRing, RunError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunError::KeyFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    KeyRing::parse(&text).map_err(|source| RunError::Key {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Runs the speaker until SIGTERM or SIGINT has been handled (drain included).
+pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
+    let config = Config::load(&config_path)?;
+    let keyring = load_keyring(&config.gossip.key_file)?;
+    let (metrics, registry) = Metrics::new();
+    metrics.config_last_reload_successful.set(1);
+    let status = Arc::new(Status::default());
+    let listener = tokio::net::TcpListener::bind(config.metrics_address)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.metrics_address,
+            source,
+        })?;
+    tokio::spawn(
+        http::serve(listener, registry, Arc::clone(&status))
+            .instrument(info_span!("http", addr = %config.metrics_address)),
+    );
+
+    let selection = Selection::new(config.interfaces.clone(), &config.exclude_interfaces)?;
+    let (chosen, rejected) = selection.select(&interfaces::discover());
+    for (name, reason) in &rejected {
+        info!(interface = %name, ?reason, "not announcing on interface");
+    }
+    for name in &config.interfaces {
+        if !chosen.iter().any(|c| &c.name == name) && !rejected.iter().any(|(n, _)| n == name) {
+            warn!(interface = %name, "configured interface does not exist");
+        }
+    }
+    if chosen.is_empty() {
+        return Err(RunError::NoInterface);
+    }
+
+    let owned = Arc::new(OwnedSet::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut channels = Vec::new();
+    let mut threads = Vec::new();
+    for interface in chosen {
+        info!(interface = %interface.name, mac = %interface.mac, link_local = ?interface.link_local,
+            "answering on interface");
+        let (channel, thread) = InterfaceChannel::open(
+            interface,
+            Arc::clone(&owned),
+            metrics.clone(),
+            Arc::clone(&stop),
+        )?;
+        channels.push(channel);
+        threads.push(thread);
+    }
+
+    let gossip = driver::spawn(DriverConfig {
+        node_name: config.node_name.clone(),
+        bind: config.gossip.bind,
+        advertise: config.gossip.advertise,
+        peers: config.gossip.peers.clone(),
+        timing: config.gossip.preset.timing(),
+        keyring,
+        generation: None,
+    })
+    .await?;
+    info!(node = %config.node_name, preset = config.gossip.preset.name(), vips = config.vips.len(),
+        "speaker started");
+
+    let mut speaker = Speaker {
+        announcements: Announcements::new(config.schedule.clone()),
+        config,
+        config_path,
+        metrics,
+        status,
+        owned,
+        channels,
+        live: BTreeSet::new(),
+        trouble_since: BTreeMap::new(),
+    };
+    let span = info_span!("speaker", node = %speaker.config.node_name);
+    let result = speaker.event_loop(gossip).instrument(span).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+    result
+}
+
+struct Speaker {
+    config: Config,
+    config_path: PathBuf,
+    metrics: Metrics,
+    status: Arc<Status>,
+    owned: Arc<OwnedSet>,
+    channels: Vec<Arc<InterfaceChannel>>,
+    announcements: Announcements,
+    /// The live members the owned set was last computed from (this node included).
+    live: BTreeSet<String>,
+    /// When this node first saw each member suspected or down: the start of a failover.
+    trouble_since: BTreeMap<String, Instant>,
+}
+
+impl Speaker {
+    async fn event_loop(&mut self, gossip: GossipHandle) -> Result<(), RunError> {
+        let mut live_rx = gossip.live_members();
+        let mut events = gossip.subscribe();
+        let mut stats = gossip.stats();
+        let mut hangup = signal(SignalKind::hangup()).map_err(RunError::Signal)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
+
+        let started = Instant::now();
+        let mut hold_until = if self.config.gossip.peers.is_empty() {
+            None
+        } else {
+            Some(started + JOIN_TIMEOUT)
+        };
+        let mut live = live_rx.borrow_and_update().clone();
+        if hold_until.is_none() {
+            self.recompute(&live, "started without peers");
+            self.status.set_ready(true);
+        }
+        loop {
+            let wake = match hold_until {
+                Some(until) => Some(until),
+                None => self.announcements.next_due().map(Instant::from_std),
+            };
+            tokio::select! {
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+                _ = hangup.recv() => self.reload(&live),
+                changed = live_rx.changed() => {
+                    if changed.is_err() {
+                        return Err(RunError::GossipStopped);
+                    }
+                    live = live_rx.borrow_and_update().clone();
+                    self.metrics.members.get_or_create(&StateLabel { state: "alive".into() })
+                        .set(live.len() as i64);
+                    match hold_until {
+                        Some(until) => {
+                            if live.len() > 1 {
+                                hold_until = Some(until.min(Instant::now() + SETTLE));
+                            }
+                        }
+                        None => self.recompute(&live, "membership changed"),
+                    }
+                }
+                event = events.recv() => match event {
+                    Ok(event) => self.note_event(event),
+                    Err(RecvError::Lagged(missed)) => warn!(missed, "missed membership events"),
+                    Err(RecvError::Closed) => return Err(RunError::GossipStopped),
+                },
+                changed = stats.changed() => {
+                    if changed.is_err() {
+                        return Err(RunError::GossipStopped);
+                    }
+                    let states = stats.borrow_and_update().member_states.clone();
+                    for (state, count) in states {
+                        if state != "alive" {
+                            self.metrics.members.get_or_create(&StateLabel { state: state.into() })
+                                .set(count as i64);
+                        }
+                    }
+                }
+                () = sleep_until_or_forever(wake) => {
+                    if hold_until.is_some_and(|until| until <= Instant::now()) {
+                        hold_until = None;
+                        info!(members = live.len(), "start-up hold over");
+                        self.recompute(&live, "joined the cluster");
+                        self.status.set_ready(true);
+                    } else {
+                        self.announce_due();
+                    }
+                }
+            }
+        }
+        self.drain(gossip, &mut terminate, &mut interrupt).await;
+        Ok(())
+    }
+
+    fn note_event(&mut self, event: MembershipEvent) {
+        let now = Instant::now();
+        match event {
+            MembershipEvent::Suspect(id) | MembershipEvent::Down(id) => {
+                self.trouble_since.entry(id.name).or_insert(now);
+            }
+            MembershipEvent::Up(id) | MembershipEvent::Rejoined { new: id, .. } => {
+                self.trouble_since.remove(&id.name);
+            }
+            MembershipEvent::Isolated => warn!("isolated: no other live member is reachable"),
+            MembershipEvent::Connected => info!("connected to the cluster"),
+            MembershipEvent::Renewed(id) => {
+                warn!(
+                    generation = id.generation,
+                    "declared down by the others; rejoined"
+                )
+            }
+        }
+    }
+
+    /// Recomputes the owned set from `live` and applies it: stop answering lost VIPs at once,
+    /// start answering and announcing gained ones.
+    fn recompute(&mut self, live: &BTreeSet<String>, why: &str) {
+        let now = Instant::now();
+        let mut live = live.clone();
+        live.insert(self.config.node_name.clone());
+        let previous_live = std::mem::replace(&mut self.live, live.clone());
+        let owned = owned_vips(&self.config.node_name, &self.config.vips, &live);
+        // Answering stops (or starts) with this store, before any announcement goes out.
+        self.owned.replace(owned.clone());
+        let change = self.announcements.set_owned(now.into_std(), &owned);
+        if change.is_empty() {
+            return;
+        }
+        let gone: Vec<&String> = previous_live.difference(&live).collect();
+        let new: Vec<&String> = live.difference(&previous_live).collect();
+        let reason = match (gone.is_empty(), new.is_empty()) {
+            (true, true) => why.to_owned(),
+            _ => format!("{why}: gone {gone:?}, new {new:?}"),
+        };
+        for vip in &change.lost {
+            let new_owner = owner_of(
+                *vip,
+                self.config.vips.get(vip).and_then(Option::as_ref),
+                &live,
+            );
+            info!(%vip, new_owner = new_owner.unwrap_or("-"), %reason, "stopped announcing VIP");
+            if let IpAddr::V6(v6) = vip {
+                self.channels.iter().for_each(|c| c.leave(*v6));
+            }
+            self.metrics.vip_announced.remove(&IpLabel {
+                ip: vip.to_string(),
+            });
+            self.metrics
+                .ownership_changes
+                .get_or_create(&ChangeLabel { change: "lost" })
+                .inc();
+        }
+        let mut failover_starts = Vec::new();
+        for vip in &change.gained {
+            let allowed = self.config.vips.get(vip).and_then(Option::as_ref);
+            let previous_owner = owner_of(*vip, allowed, &previous_live).map(str::to_owned);
+            info!(%vip, previous_owner = previous_owner.as_deref().unwrap_or("-"), %reason,
+                "announcing VIP");
+            if let IpAddr::V6(v6) = vip {
+                self.channels.iter().for_each(|c| c.join(*v6));
+            }
+            self.metrics
+                .vip_announced
+                .get_or_create(&IpLabel {
+                    ip: vip.to_string(),
+                })
+                .set(1);
+            self.metrics
+                .ownership_changes
+                .get_or_create(&ChangeLabel { change: "gained" })
+                .inc();
+            if let Some(previous) = previous_owner.filter(|p| !live.contains(p)) {
+                let start = self
+                    .trouble_since
+                    .get(&previous)
+                    .copied()
+                    .filter(|t| now.duration_since(*t) < TROUBLE_MEMORY)
+                    .unwrap_or(now);
+                failover_starts.push(start);
+            }
+        }
+        self.metrics
+            .vips_announced
+            .set(self.announcements.len() as i64);
+        let since = SystemTime::now();
+        self.status.update(|held| {
+            for vip in &change.lost {
+                held.remove(vip);
+            }
+            for vip in &change.gained {
+                held.insert(
+                    *vip,
+                    Holding {
+                        since,
+                        reason: reason.clone(),
+                    },
+                );
+            }
+        });
+        self.announce_due();
+        let announced = Instant::now();
+        for start in failover_starts {
+            self.metrics
+                .failover_seconds
+                .observe(announced.duration_since(start).as_secs_f64());
+        }
+    }
+
+    fn announce_due(&mut self) {
+        for vip in self.announcements.take_due(Instant::now().into_std()) {
+            for channel in &self.channels {
+                channel.announce(vip);
+            }
+        }
+    }
+
+    fn reload(&mut self, live: &BTreeSet<String>) {
+        match Config::load(&self.config_path) {
+            Err(error) => {
+                error!(%error, "configuration reload failed; keeping the last good configuration");
+                self.metrics
+                    .config_reloads
+                    .get_or_create(&ResultLabel { result: "error" })
+                    .inc();
+                self.metrics.config_last_reload_successful.set(0);
+            }
+            Ok(newer) => {
+                let restart_only = self.config.restart_only_changes(&newer);
+                if !restart_only.is_empty() {
+                    warn!(settings = ?restart_only, "these settings take effect only after a restart");
+                }
+                info!(vips = newer.vips.len(), "configuration reloaded");
+                self.metrics
+                    .config_reloads
+                    .get_or_create(&ResultLabel { result: "ok" })
+                    .inc();
+                self.metrics.config_last_reload_successful.set(1);
+                self.announcements.set_schedule(newer.schedule.clone());
+                self.config.vips = newer.vips;
+                self.config.schedule = newer.schedule;
+                self.config.drain_grace = newer.drain_grace;
+                if self.status.ready.load(Ordering::Relaxed) {
+                    self.recompute(live, "configuration reloaded");
+                }
+            }
+        }
+    }
+
+    async fn drain(
+        &mut self,
+        gossip: GossipHandle,
+        terminate: &mut tokio::signal::unix::Signal,
+        interrupt: &mut tokio::signal::unix::Signal,
+    ) {
+        self.status.set_ready(false);
+        info!(grace = ?self.config.drain_grace, vips = self.announcements.len(),
+            "draining: leaving the cluster, still answering during the grace period");
+        match tokio::time::timeout(LEAVE_TIMEOUT, gossip.leave()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => warn!(%error, "leaving the cluster failed"),
+            Err(_) => warn!("leaving the cluster timed out"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(self.config.drain_grace) => {}
+            _ = terminate.recv() => warn!("second signal: stopping without the rest of the grace period"),
+            _ = interrupt.recv() => warn!("second signal: stopping without the rest of the grace period"),
+        }
+        self.owned.replace(BTreeSet::new());
+        info!("drained");
+    }
+}
+
+async fn sleep_until_or_forever(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
