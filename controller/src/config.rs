@@ -1,0 +1,859 @@
+//! Pool configuration from both sources, the `IPAddressPool` custom resource and the legacy
+//! ConfigMap, parsed and merged into one view. Every semantic error names the pool and the
+//! offending value; a pool with errors stays in the view (so its status can say why) but serves
+//! no new allocation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use serde::Deserialize;
+use swimlb_api::IPAddressPoolSpec;
+
+use crate::allocator::{AddressRange, RangeError};
+
+/// Where a pool was declared.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PoolOrigin {
+    /// An `IPAddressPool` object.
+    Resource { namespace: String, name: String },
+    /// An entry of the legacy ConfigMap's `address-pools` list.
+    ConfigMap {
+        namespace: String,
+        name: String,
+        index: usize,
+    },
+}
+
+impl fmt::Display for PoolOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolOrigin::Resource { namespace, name } => {
+                write!(f, "IPAddressPool {namespace}/{name}")
+            }
+            PoolOrigin::ConfigMap {
+                namespace,
+                name,
+                index,
+            } => write!(f, "ConfigMap {namespace}/{name} address-pools[{index}]"),
+        }
+    }
+}
+
+/// A semantic error in one pool, naming the offending value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error("address {value:?} is neither a CIDR nor a first-last range: {reason}")]
+    BadAddress { value: String, reason: String },
+    #[error("address range {value:?}: start {first} is after end {last}")]
+    StartAfterEnd {
+        value: String,
+        first: IpAddr,
+        last: IpAddr,
+    },
+    #[error("address range {value:?} mixes IPv4 and IPv6")]
+    MixedFamilies { value: String },
+    #[error("addresses {value:?} and {other:?} of this pool overlap")]
+    OverlapWithinPool { value: String, other: String },
+    #[error("addresses {value:?} overlap {other:?} of pool {other_pool:?}")]
+    OverlapAcrossPools {
+        value: String,
+        other_pool: String,
+        other: String,
+    },
+    #[error("protocol {protocol:?} is not supported: swimlb only does layer2")]
+    UnknownProtocol { protocol: String },
+    #[error("no protocol given: set protocol: layer2")]
+    MissingProtocol,
+    #[error("the pool has no name")]
+    MissingName,
+    #[error("pool name {name:?} is already used by {other}")]
+    DuplicateName { name: String, other: String },
+    #[error("serviceAllocation: {reason}")]
+    BadSelector { reason: String },
+}
+
+/// Why a whole ConfigMap could not be read (its pools are then unknown).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigMapError {
+    #[error("ConfigMap has no {key:?} key")]
+    MissingKey { key: String },
+    #[error("ConfigMap key {key:?} is not valid YAML for address-pools: {reason}")]
+    Yaml { key: String, reason: String },
+}
+
+/// One requirement of a label selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Requirement {
+    In(String, BTreeSet<String>),
+    NotIn(String, BTreeSet<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+/// A Kubernetes label selector, checked once at parse time.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selector {
+    match_labels: BTreeMap<String, String>,
+    requirements: Vec<Requirement>,
+}
+
+impl Selector {
+    pub fn parse(selector: &LabelSelector) -> Result<Self, String> {
+        let match_labels = selector.match_labels.clone().unwrap_or_default();
+        let mut requirements = Vec::new();
+        for expr in selector.match_expressions.iter().flatten() {
+            let values: BTreeSet<String> = expr.values.iter().flatten().cloned().collect();
+            let key = expr.key.clone();
+            let requirement = match expr.operator.as_str() {
+                "In" | "NotIn" if values.is_empty() => {
+                    return Err(format!(
+                        "operator {} on key {key:?} needs values",
+                        expr.operator
+                    ));
+                }
+                "In" => Requirement::In(key, values),
+                "NotIn" => Requirement::NotIn(key, values),
+                "Exists" | "DoesNotExist" if !values.is_empty() => {
+                    return Err(format!(
+                        "operator {} on key {key:?} takes no values",
+                        expr.operator
+                    ));
+                }
+                "Exists" => Requirement::Exists(key),
+                "DoesNotExist" => Requirement::DoesNotExist(key),
+                other => return Err(format!("unknown operator {other:?} on key {key:?}")),
+            };
+            requirements.push(requirement);
+        }
+        Ok(Self {
+            match_labels,
+            requirements,
+        })
+    }
+
+    /// A selector requiring exactly these labels.
+    pub fn from_labels(labels: BTreeMap<String, String>) -> Self {
+        Self {
+            match_labels: labels,
+            requirements: Vec::new(),
+        }
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.requirements.iter().all(|r| match r {
+                Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+                Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+                Requirement::Exists(k) => labels.contains_key(k),
+                Requirement::DoesNotExist(k) => !labels.contains_key(k),
+            })
+    }
+}
+
+/// Which Services a pool serves, and its rank.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServiceAllocation {
+    /// As given: lower is tried first, 0 after every positive value.
+    pub priority: i32,
+    pub namespaces: BTreeSet<String>,
+    pub namespace_selectors: Vec<Selector>,
+    pub service_selectors: Vec<Selector>,
+}
+
+impl ServiceAllocation {
+    /// Sort key: positive priorities ascending, then 0 and negatives (treated as unset).
+    pub fn rank(&self) -> u32 {
+        if self.priority > 0 {
+            self.priority.unsigned_abs()
+        } else {
+            u32::MAX
+        }
+    }
+
+    /// Whether a Service in `namespace` with these labels is one this pool serves.
+    pub fn matches(
+        &self,
+        namespace: &str,
+        namespace_labels: &BTreeMap<String, String>,
+        service_labels: &BTreeMap<String, String>,
+    ) -> bool {
+        let namespace_ok = (self.namespaces.is_empty() && self.namespace_selectors.is_empty())
+            || self.namespaces.contains(namespace)
+            || self
+                .namespace_selectors
+                .iter()
+                .any(|s| s.matches(namespace_labels));
+        let service_ok = self.service_selectors.is_empty()
+            || self
+                .service_selectors
+                .iter()
+                .any(|s| s.matches(service_labels));
+        namespace_ok && service_ok
+    }
+}
+
+/// A pool as declared, before validation against the other pools.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolDeclaration {
+    pub name: String,
+    pub origin: PoolOrigin,
+    /// Older declarations win overlaps and name clashes: (creation time in seconds, origin).
+    pub created: i64,
+    pub addresses: Vec<String>,
+    pub auto_assign: bool,
+    pub avoid_buggy_ips: bool,
+    pub allocation: Option<ServiceAllocation>,
+    /// Errors found while reading the declaration itself.
+    pub errors: Vec<PoolError>,
+}
+
+impl PoolDeclaration {
+    /// Reads an `IPAddressPool` object's spec.
+    pub fn from_resource(
+        namespace: &str,
+        name: &str,
+        created: i64,
+        spec: &IPAddressPoolSpec,
+    ) -> Self {
+        let mut errors = Vec::new();
+        let allocation = spec.service_allocation.as_ref().map(|a| {
+            let mut parse = |selectors: &[LabelSelector]| -> Vec<Selector> {
+                selectors
+                    .iter()
+                    .filter_map(|s| match Selector::parse(s) {
+                        Ok(s) => Some(s),
+                        Err(reason) => {
+                            errors.push(PoolError::BadSelector { reason });
+                            None
+                        }
+                    })
+                    .collect()
+            };
+            let namespace_selectors = parse(&a.namespace_selectors);
+            let service_selectors = parse(&a.service_selectors);
+            ServiceAllocation {
+                priority: a.priority.unwrap_or(0),
+                namespaces: a.namespaces.iter().cloned().collect(),
+                namespace_selectors,
+                service_selectors,
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            origin: PoolOrigin::Resource {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            },
+            created,
+            addresses: spec.addresses.clone(),
+            auto_assign: spec.auto_assign.unwrap_or(true),
+            avoid_buggy_ips: spec.avoid_buggy_ips.unwrap_or(false),
+            allocation,
+            errors,
+        }
+    }
+}
+
+/// The legacy ConfigMap document (`config` key).
+#[derive(Debug, Deserialize)]
+struct LegacyConfig {
+    #[serde(default, rename = "address-pools")]
+    address_pools: Vec<LegacyPool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LegacyPool {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    protocol: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+    #[serde(default, rename = "auto-assign")]
+    auto_assign: Option<bool>,
+    #[serde(default, rename = "avoid-buggy-ips")]
+    avoid_buggy_ips: Option<bool>,
+}
+
+/// The ConfigMap key holding the legacy document.
+pub const CONFIGMAP_KEY: &str = "config";
+
+/// Reads the pools of a legacy ConfigMap from its `data`.
+pub fn parse_configmap(
+    namespace: &str,
+    name: &str,
+    created: i64,
+    data: &BTreeMap<String, String>,
+) -> Result<Vec<PoolDeclaration>, ConfigMapError> {
+    let text = data
+        .get(CONFIGMAP_KEY)
+        .ok_or_else(|| ConfigMapError::MissingKey {
+            key: CONFIGMAP_KEY.to_owned(),
+        })?;
+    // An empty document means no pools.
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let config: LegacyConfig = serde_saphyr::from_str(text).map_err(|e| ConfigMapError::Yaml {
+        key: CONFIGMAP_KEY.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(config
+        .address_pools
+        .into_iter()
+        .enumerate()
+        .map(|(index, pool)| {
+            let mut errors = Vec::new();
+            match pool.protocol.as_deref().map(str::trim) {
+                Some("layer2") => {}
+                Some(other) => errors.push(PoolError::UnknownProtocol {
+                    protocol: other.to_owned(),
+                }),
+                None => errors.push(PoolError::MissingProtocol),
+            }
+            let pool_name = pool.name.unwrap_or_default();
+            if pool_name.trim().is_empty() {
+                errors.push(PoolError::MissingName);
+            }
+            PoolDeclaration {
+                name: if pool_name.trim().is_empty() {
+                    format!("{name}[{index}]")
+                } else {
+                    pool_name
+                },
+                origin: PoolOrigin::ConfigMap {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    index,
+                },
+                created,
+                addresses: pool.addresses,
+                auto_assign: pool.auto_assign.unwrap_or(true),
+                avoid_buggy_ips: pool.avoid_buggy_ips.unwrap_or(false),
+                allocation: None,
+                errors,
+            }
+        })
+        .collect())
+}
+
+/// Parses one `addresses` entry: a CIDR (host bits ignored) or an inclusive `first-last` range,
+/// whitespace allowed around the parts.
+pub fn parse_addresses(value: &str) -> Result<AddressRange, PoolError> {
+    let bad = |reason: String| PoolError::BadAddress {
+        value: value.to_owned(),
+        reason,
+    };
+    let text = value.trim();
+    if let Some((ip, prefix)) = text.split_once('/') {
+        let ip: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{:?} is not an IP address", ip.trim())))?;
+        let prefix: u8 = prefix
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{:?} is not a prefix length", prefix.trim())))?;
+        return AddressRange::from_prefix(ip, prefix)
+            .ok_or_else(|| bad(format!("prefix length /{prefix} is too long for {ip}")));
+    }
+    if let Some((first, last)) = text.split_once('-') {
+        let first: IpAddr = first
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{:?} is not an IP address", first.trim())))?;
+        let last: IpAddr = last
+            .trim()
+            .parse()
+            .map_err(|_| bad(format!("{:?} is not an IP address", last.trim())))?;
+        return AddressRange::new(first, last).map_err(|e| match e {
+            RangeError::MixedFamilies { .. } => PoolError::MixedFamilies {
+                value: value.to_owned(),
+            },
+            RangeError::StartAfterEnd { first, last } => PoolError::StartAfterEnd {
+                value: value.to_owned(),
+                first,
+                last,
+            },
+        });
+    }
+    if text.parse::<IpAddr>().is_ok() {
+        return Err(bad(format!(
+            "a single address needs a prefix length, such as {text}/32 or {text}/128"
+        )));
+    }
+    Err(bad(
+        "expected a CIDR such as 192.0.2.0/24 or a range such as 192.0.2.10-192.0.2.20".to_owned(),
+    ))
+}
+
+/// A pool in the merged view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pool {
+    pub name: String,
+    pub origin: PoolOrigin,
+    /// The ranges that parsed, each with the text it came from.
+    pub ranges: Vec<(String, AddressRange)>,
+    pub auto_assign: bool,
+    pub avoid_buggy_ips: bool,
+    pub allocation: Option<ServiceAllocation>,
+    /// Empty when the pool is valid.
+    pub errors: Vec<PoolError>,
+}
+
+impl Pool {
+    pub fn is_valid(&self) -> bool {
+        self.errors.is_empty()
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.ranges.iter().any(|(_, r)| r.contains(ip))
+    }
+
+    /// Every error as one line, for Events and status conditions.
+    pub fn error_summary(&self) -> String {
+        self.errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// Every pool by name, validated against each other.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolSet {
+    pools: BTreeMap<String, Pool>,
+    /// Declarations whose name clashed with an older pool's, reported but not usable.
+    shadowed: Vec<Pool>,
+}
+
+impl PoolSet {
+    /// Validates declarations from both sources against each other. Older declarations (by
+    /// creation time, then origin) keep contested names and addresses; the newer one is
+    /// reported invalid, so adding a bad pool never disturbs a working one.
+    pub fn build(mut declarations: Vec<PoolDeclaration>) -> Self {
+        declarations.sort_by(|a, b| (a.created, &a.origin).cmp(&(b.created, &b.origin)));
+        let mut pools: BTreeMap<String, Pool> = BTreeMap::new();
+        let mut shadowed = Vec::new();
+        // Ranges of pools accepted so far, for the across-pool overlap check.
+        let mut claimed: Vec<(String, String, AddressRange)> = Vec::new();
+        for declaration in declarations {
+            let mut errors = declaration.errors;
+            let mut ranges: Vec<(String, AddressRange)> = Vec::new();
+            for value in &declaration.addresses {
+                match parse_addresses(value) {
+                    Ok(range) => {
+                        if let Some((other, _)) = ranges.iter().find(|(_, r)| r.overlaps(&range)) {
+                            errors.push(PoolError::OverlapWithinPool {
+                                value: value.clone(),
+                                other: other.clone(),
+                            });
+                        }
+                        ranges.push((value.clone(), range));
+                    }
+                    Err(e) => errors.push(e),
+                }
+            }
+            for (value, range) in &ranges {
+                if let Some((other_pool, other, _)) = claimed
+                    .iter()
+                    .find(|(pool, _, r)| *pool != declaration.name && r.overlaps(range))
+                {
+                    errors.push(PoolError::OverlapAcrossPools {
+                        value: value.clone(),
+                        other_pool: other_pool.clone(),
+                        other: other.clone(),
+                    });
+                }
+            }
+            let pool = Pool {
+                name: declaration.name.clone(),
+                origin: declaration.origin,
+                ranges,
+                auto_assign: declaration.auto_assign,
+                avoid_buggy_ips: declaration.avoid_buggy_ips,
+                allocation: declaration.allocation,
+                errors,
+            };
+            if let Some(existing) = pools.get(&pool.name) {
+                let mut pool = pool;
+                pool.errors.push(PoolError::DuplicateName {
+                    name: pool.name.clone(),
+                    other: existing.origin.to_string(),
+                });
+                shadowed.push(pool);
+                continue;
+            }
+            if pool.is_valid() {
+                claimed.extend(
+                    pool.ranges
+                        .iter()
+                        .map(|(value, r)| (pool.name.clone(), value.clone(), *r)),
+                );
+            }
+            pools.insert(pool.name.clone(), pool);
+        }
+        Self { pools, shadowed }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Pool> {
+        self.pools.get(name)
+    }
+
+    /// Pools by name (valid or not); name clashes are in [`PoolSet::shadowed`].
+    pub fn iter(&self) -> impl Iterator<Item = &Pool> {
+        self.pools.values()
+    }
+
+    /// Declarations that lost a name clash.
+    pub fn shadowed(&self) -> &[Pool] {
+        &self.shadowed
+    }
+
+    /// Every pool with errors, including shadowed ones.
+    pub fn invalid(&self) -> impl Iterator<Item = &Pool> {
+        self.pools
+            .values()
+            .chain(self.shadowed.iter())
+            .filter(|p| !p.is_valid())
+    }
+
+    pub fn len(&self) -> usize {
+        self.pools.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pools.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use proptest::prelude::*;
+    use std::net::Ipv4Addr;
+
+    fn declaration(name: &str, created: i64, addresses: &[&str]) -> PoolDeclaration {
+        PoolDeclaration::from_resource(
+            "swimlb-system",
+            name,
+            created,
+            &IPAddressPoolSpec {
+                addresses: addresses.iter().map(|s| (*s).to_owned()).collect(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn configmap(text: &str) -> Result<Vec<PoolDeclaration>, ConfigMapError> {
+        let mut data = BTreeMap::new();
+        data.insert(CONFIGMAP_KEY.to_owned(), text.to_owned());
+        parse_configmap("swimlb-system", "config", 0, &data)
+    }
+
+    #[test]
+    fn parses_cidrs_and_ranges_with_whitespace() {
+        let r = parse_addresses(" 192.0.2.30 - 192.0.2.49 ").expect("range");
+        assert_eq!(r.len(), 20);
+        let r = parse_addresses("198.51.100.0 / 24").expect("cidr");
+        assert_eq!(r.len(), 256);
+        let r = parse_addresses("2001:db8::/126").expect("v6 cidr");
+        assert_eq!(r.len(), 4);
+        let r = parse_addresses("2001:db8::10-2001:db8::1f").expect("v6 range");
+        assert_eq!(r.len(), 16);
+    }
+
+    #[test]
+    fn every_address_error_names_the_value() {
+        let cases = [
+            ("192.0.2.300/24", "\"192.0.2.300\" is not an IP address"),
+            ("192.0.2.0/33", "prefix length /33 is too long"),
+            ("192.0.2.0/x", "\"x\" is not a prefix length"),
+            ("192.0.2.1-nope", "\"nope\" is not an IP address"),
+            ("192.0.2.5", "needs a prefix length"),
+            ("garbage", "expected a CIDR"),
+        ];
+        for (value, reason) in cases {
+            let err = parse_addresses(value).expect_err(value);
+            let text = err.to_string();
+            assert!(text.contains(&format!("{value:?}")), "{text}");
+            assert!(text.contains(reason), "{text}");
+        }
+        let err = parse_addresses("192.0.2.9-192.0.2.1").expect_err("reversed");
+        assert!(matches!(err, PoolError::StartAfterEnd { .. }), "{err}");
+        assert!(err.to_string().contains("192.0.2.9-192.0.2.1"));
+        let err = parse_addresses("192.0.2.1-2001:db8::1").expect_err("mixed");
+        assert_eq!(
+            err,
+            PoolError::MixedFamilies {
+                value: "192.0.2.1-2001:db8::1".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn legacy_configmap_seed_format() {
+        let pools = configmap(
+            "address-pools:\n- name: default\n  protocol: layer2\n  addresses:\n  - 192.0.2.30-192.0.2.49\n",
+        )
+        .expect("valid document");
+        assert_eq!(pools.len(), 1);
+        assert_eq!(pools[0].name, "default");
+        assert!(pools[0].errors.is_empty());
+        assert!(pools[0].auto_assign);
+        let set = PoolSet::build(pools);
+        let pool = set.get("default").expect("pool");
+        assert!(pool.is_valid());
+        assert!(pool.contains("192.0.2.49".parse().expect("ip")));
+    }
+
+    #[test]
+    fn legacy_configmap_flags_and_protocol_errors() {
+        let pools = configmap(
+            "address-pools:\n- name: a\n  protocol: layer2\n  auto-assign: false\n  avoid-buggy-ips: true\n  addresses: [192.0.2.0/28]\n- name: b\n  protocol: bgp\n  addresses: [198.51.100.0/28]\n- name: c\n  protocol: layer3\n  addresses: [203.0.113.0/28]\n- name: d\n  addresses: [203.0.113.16/28]\n- protocol: layer2\n  addresses: [203.0.113.32/28]\n",
+        )
+        .expect("valid document");
+        assert!(!pools[0].auto_assign);
+        assert!(pools[0].avoid_buggy_ips);
+        assert_eq!(
+            pools[1].errors,
+            vec![PoolError::UnknownProtocol {
+                protocol: "bgp".to_owned()
+            }]
+        );
+        assert!(pools[2].errors[0].to_string().contains("\"layer3\""));
+        assert_eq!(pools[3].errors, vec![PoolError::MissingProtocol]);
+        assert_eq!(pools[4].errors, vec![PoolError::MissingName]);
+    }
+
+    #[test]
+    fn configmap_document_errors() {
+        assert_eq!(
+            parse_configmap("ns", "cm", 0, &BTreeMap::new()),
+            Err(ConfigMapError::MissingKey {
+                key: "config".to_owned()
+            })
+        );
+        let err = configmap("address-pools: {not: a list").expect_err("bad yaml");
+        assert!(matches!(err, ConfigMapError::Yaml { .. }), "{err}");
+        assert_eq!(configmap("  \n").expect("empty"), Vec::new());
+        assert_eq!(configmap("peers: []\n").expect("no pools"), Vec::new());
+    }
+
+    #[test]
+    fn overlap_within_a_pool_is_reported() {
+        let set = PoolSet::build(vec![declaration(
+            "a",
+            0,
+            &["192.0.2.0/28", "192.0.2.10-192.0.2.20"],
+        )]);
+        let pool = set.get("a").expect("pool");
+        assert_eq!(
+            pool.errors,
+            vec![PoolError::OverlapWithinPool {
+                value: "192.0.2.10-192.0.2.20".to_owned(),
+                other: "192.0.2.0/28".to_owned()
+            }]
+        );
+    }
+
+    #[test]
+    fn overlap_across_pools_invalidates_the_newer() {
+        let set = PoolSet::build(vec![
+            declaration("new", 20, &["192.0.2.40-192.0.2.60"]),
+            declaration("old", 10, &["192.0.2.30-192.0.2.49"]),
+        ]);
+        assert!(set.get("old").expect("old").is_valid());
+        let new = set.get("new").expect("new");
+        assert_eq!(
+            new.errors,
+            vec![PoolError::OverlapAcrossPools {
+                value: "192.0.2.40-192.0.2.60".to_owned(),
+                other_pool: "old".to_owned(),
+                other: "192.0.2.30-192.0.2.49".to_owned()
+            }]
+        );
+        // An invalid pool claims nothing, so a third pool overlapping only it is fine.
+        let set = PoolSet::build(vec![
+            declaration("old", 10, &["192.0.2.30-192.0.2.49"]),
+            declaration("bad", 20, &["192.0.2.40-192.0.2.60"]),
+            declaration("third", 30, &["192.0.2.55-192.0.2.59"]),
+        ]);
+        assert!(set.get("third").expect("third").is_valid());
+    }
+
+    #[test]
+    fn duplicate_names_across_sources_keep_the_older() {
+        let mut from_map = configmap(
+            "address-pools:\n- name: default\n  protocol: layer2\n  addresses: [198.51.100.0/24]\n",
+        )
+        .expect("valid");
+        from_map[0].created = 50;
+        let set = PoolSet::build(vec![
+            from_map.remove(0),
+            declaration("default", 5, &["192.0.2.0/24"]),
+        ]);
+        let kept = set.get("default").expect("pool");
+        assert!(matches!(kept.origin, PoolOrigin::Resource { .. }));
+        assert_eq!(set.shadowed().len(), 1);
+        let text = set.shadowed()[0].error_summary();
+        assert!(
+            text.contains("already used by IPAddressPool swimlb-system/default"),
+            "{text}"
+        );
+        assert_eq!(set.invalid().count(), 1);
+    }
+
+    #[test]
+    fn selectors_and_namespaces_match() {
+        let spec = IPAddressPoolSpec {
+            addresses: vec!["192.0.2.0/24".to_owned()],
+            service_allocation: Some(swimlb_api::ServiceAllocation {
+                priority: Some(3),
+                namespaces: vec!["team-a".to_owned()],
+                namespace_selectors: vec![LabelSelector {
+                    match_labels: Some(BTreeMap::from([("env".to_owned(), "prod".to_owned())])),
+                    match_expressions: None,
+                }],
+                service_selectors: vec![LabelSelector {
+                    match_labels: None,
+                    match_expressions: Some(vec![LabelSelectorRequirement {
+                        key: "tier".to_owned(),
+                        operator: "In".to_owned(),
+                        values: Some(vec!["web".to_owned(), "api".to_owned()]),
+                    }]),
+                }],
+            }),
+            ..Default::default()
+        };
+        let declaration = PoolDeclaration::from_resource("swimlb-system", "p", 0, &spec);
+        assert!(declaration.errors.is_empty());
+        let allocation = declaration.allocation.expect("allocation");
+        assert_eq!(allocation.rank(), 3);
+        let web = BTreeMap::from([("tier".to_owned(), "web".to_owned())]);
+        let db = BTreeMap::from([("tier".to_owned(), "db".to_owned())]);
+        let prod = BTreeMap::from([("env".to_owned(), "prod".to_owned())]);
+        let none = BTreeMap::new();
+        assert!(allocation.matches("team-a", &none, &web));
+        assert!(allocation.matches("other", &prod, &web));
+        assert!(!allocation.matches("other", &none, &web));
+        assert!(!allocation.matches("team-a", &none, &db));
+    }
+
+    #[test]
+    fn bad_selectors_are_pool_errors() {
+        for (operator, values, needle) in [
+            ("Near", None, "unknown operator \"Near\""),
+            ("In", None, "needs values"),
+            ("Exists", Some(vec!["x".to_owned()]), "takes no values"),
+        ] {
+            let spec = IPAddressPoolSpec {
+                addresses: vec!["192.0.2.0/24".to_owned()],
+                service_allocation: Some(swimlb_api::ServiceAllocation {
+                    service_selectors: vec![LabelSelector {
+                        match_labels: None,
+                        match_expressions: Some(vec![LabelSelectorRequirement {
+                            key: "tier".to_owned(),
+                            operator: operator.to_owned(),
+                            values,
+                        }]),
+                    }],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let d = PoolDeclaration::from_resource("ns", "p", 0, &spec);
+            assert_eq!(d.errors.len(), 1);
+            assert!(d.errors[0].to_string().contains(needle), "{}", d.errors[0]);
+        }
+    }
+
+    #[test]
+    fn selector_operators() {
+        let labels = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
+        let selector = |op: &str, values: Option<Vec<String>>| {
+            Selector::parse(&LabelSelector {
+                match_labels: None,
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: "a".to_owned(),
+                    operator: op.to_owned(),
+                    values,
+                }]),
+            })
+            .expect("valid selector")
+        };
+        assert!(selector("Exists", None).matches(&labels));
+        assert!(!selector("DoesNotExist", None).matches(&labels));
+        assert!(!selector("NotIn", Some(vec!["1".to_owned()])).matches(&labels));
+        assert!(selector("NotIn", Some(vec!["2".to_owned()])).matches(&labels));
+        assert!(selector("NotIn", Some(vec!["2".to_owned()])).matches(&BTreeMap::new()));
+        assert!(Selector::default().matches(&labels));
+    }
+
+    proptest! {
+        #[test]
+        fn ranges_round_trip(a in any::<u32>(), b in any::<u32>()) {
+            let (lo, hi) = (a.min(b), a.max(b));
+            let text = format!("{}-{}", Ipv4Addr::from(lo), Ipv4Addr::from(hi));
+            let range = parse_addresses(&text).expect("ordered range parses");
+            prop_assert_eq!(range.len(), u128::from(hi - lo) + 1);
+            if lo != hi {
+                let reversed = format!("{}-{}", Ipv4Addr::from(hi), Ipv4Addr::from(lo));
+                let is_start_after_end =
+                    matches!(parse_addresses(&reversed), Err(PoolError::StartAfterEnd { .. }));
+                prop_assert!(is_start_after_end);
+            }
+        }
+
+        #[test]
+        fn cidr_contains_its_address(a in any::<u32>(), len in 0u8..=32) {
+            let ip = Ipv4Addr::from(a);
+            let range = parse_addresses(&format!("{ip}/{len}")).expect("cidr parses");
+            prop_assert!(range.contains(IpAddr::V4(ip)));
+            prop_assert_eq!(range.len(), 1u128 << (32 - len));
+        }
+
+        #[test]
+        fn valid_pools_never_overlap(
+            starts in proptest::collection::vec((0u32..200, 1u32..30), 1..8),
+        ) {
+            let declarations: Vec<PoolDeclaration> = starts
+                .iter()
+                .enumerate()
+                .map(|(i, (start, len))| {
+                    let base = u32::from(Ipv4Addr::new(192, 0, 2, 0));
+                    let text = format!(
+                        "{}-{}",
+                        Ipv4Addr::from(base + start),
+                        Ipv4Addr::from(base + (start + len).min(255))
+                    );
+                    declaration(&format!("p{i}"), i as i64, &[text.as_str()])
+                })
+                .collect();
+            let set = PoolSet::build(declarations);
+            let valid: Vec<&Pool> = set.iter().filter(|p| p.is_valid()).collect();
+            prop_assert!(!valid.is_empty());
+            for (i, a) in valid.iter().enumerate() {
+                for b in &valid[i + 1..] {
+                    for (_, ra) in &a.ranges {
+                        for (_, rb) in &b.ranges {
+                            prop_assert!(!ra.overlaps(rb));
+                        }
+                    }
+                }
+            }
+            // Every invalid pool overlaps an older valid one.
+            for pool in set.invalid() {
+                let is_overlap =
+                    matches!(pool.errors[0], PoolError::OverlapAcrossPools { .. });
+                prop_assert!(is_overlap);
+            }
+        }
+    }
+}

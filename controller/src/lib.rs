@@ -1,0 +1,9 @@
+//! swimlb's controller: allocates addresses from pools to LoadBalancer Services.
+//!
+//! The allocation logic ([`allocator`], [`config`], [`service`], [`state`]) is pure and does no
+//! I/O; [`kubernetes`] is the thin edge that watches the API server and writes the answers.
+
+pub mod allocator;
+pub mod config;
+pub mod service;
+pub mod state;
