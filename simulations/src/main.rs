@@ -1,1 +1,348 @@
-fn main() {}
+//! `swimlb-sim`: runs a scenario over the simulated cluster, prints the comparison table and
+//! writes the JSON report and SVG plots.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use swimlb_gossip::preset::{Retransmissions, Suspicion};
+use swimlb_gossip::{Preset, Timing};
+use swimlb_simulations::baseline::LeaseTiming;
+use swimlb_simulations::network::Network;
+use swimlb_simulations::scenario::{
+    self, Configuration, Model, Params, ScenarioKind, ScenarioOptions,
+};
+use swimlb_simulations::{plot, report};
+
+#[derive(Parser)]
+#[command(
+    name = "swimlb-sim",
+    about = "Deterministic failover simulator for swimlb"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Crash the owner of a VIP; compare presets and baselines.
+    Failover(Common),
+    /// Cut a minority of nodes off, heal, measure the return to single ownership.
+    Partition {
+        #[command(flatten)]
+        common: Common,
+        /// Share of nodes cut off.
+        #[arg(long, default_value_t = 0.3)]
+        minority: f64,
+        /// How long the partition lasts, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration_s: f64,
+    },
+    /// One node goes down and comes back repeatedly.
+    Flap {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 2000)]
+        down_ms: u64,
+        #[arg(long, default_value_t = 3000)]
+        up_ms: u64,
+        /// Freeze the process instead of crashing it.
+        #[arg(long)]
+        pause: bool,
+    },
+    /// Restart nodes one after another (graceful leave, down, new generation).
+    RollingRestart {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 1000)]
+        down_ms: u64,
+        /// Pause between one node being back and the next restart.
+        #[arg(long, default_value_t = 2000)]
+        interval_ms: u64,
+    },
+    /// The owner of a VIP leaves gracefully (node drain).
+    Drain(Common),
+    /// No faults but loss (and optional process stalls): false downs and traffic per loss rate.
+    LossSweep {
+        #[command(flatten)]
+        common: Common,
+        /// Loss rates to try.
+        #[arg(long, value_delimiter = ',', default_value = "0,0.01,0.02,0.05,0.1")]
+        losses: Vec<f64>,
+        /// Virtual seconds per trial.
+        #[arg(long, default_value_t = 300.0)]
+        duration_s: f64,
+        /// Every node freezes for this long ...
+        #[arg(long, default_value_t = 0)]
+        stall_ms: u64,
+        /// ... about once per this many seconds.
+        #[arg(long, default_value_t = 60.0)]
+        stall_every_s: f64,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// Cluster size (3 to 1,000).
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Number of VIPs (default: two per node).
+    #[arg(long)]
+    vips: Option<usize>,
+    #[arg(long)]
+    trials: Option<usize>,
+    /// Probability that a datagram is lost (0.01 = 1 %).
+    #[arg(long, default_value_t = 0.01)]
+    loss: f64,
+    /// Gossip preset for single-preset scenarios and the `custom` configuration's base.
+    #[arg(long, default_value = "fast")]
+    preset: Preset,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Configurations to compare: fast, memberlist, wan, seed-leader, lease, custom.
+    #[arg(long, value_delimiter = ',')]
+    configs: Option<Vec<String>>,
+    /// Nodes (the last ones) that may not own VIPs.
+    #[arg(long, default_value_t = 0)]
+    ineligible: usize,
+    /// Where the JSON report and plots go.
+    #[arg(long, default_value = "target/simulations")]
+    out: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Timing overrides for the `custom` configuration (added when any is given).
+    #[arg(long)]
+    probe_period_ms: Option<u64>,
+    #[arg(long)]
+    probe_timeout_ms: Option<u64>,
+    #[arg(long)]
+    suspicion_ms: Option<u64>,
+    #[arg(long)]
+    gossip_interval_ms: Option<u64>,
+    #[arg(long)]
+    gossip_fanout: Option<usize>,
+    #[arg(long)]
+    retransmissions: Option<u8>,
+    #[arg(long)]
+    indirect_probes: Option<usize>,
+}
+
+impl Common {
+    fn custom_timing(&self) -> Option<Timing> {
+        let mut t = self.preset.timing();
+        let mut changed = false;
+        let ms = Duration::from_millis;
+        if let Some(v) = self.probe_period_ms {
+            t.probe_period = ms(v);
+            changed = true;
+        }
+        if let Some(v) = self.probe_timeout_ms {
+            t.probe_timeout = ms(v);
+            changed = true;
+        }
+        if let Some(v) = self.suspicion_ms {
+            t.suspicion = Suspicion::Fixed(ms(v));
+            changed = true;
+        }
+        if let Some(v) = self.gossip_interval_ms {
+            t.gossip_interval = ms(v);
+            changed = true;
+        }
+        if let Some(v) = self.gossip_fanout {
+            t.gossip_fanout = v;
+            changed = true;
+        }
+        if let Some(v) = self.retransmissions {
+            t.retransmissions = Retransmissions::Fixed(v);
+            changed = true;
+        }
+        if let Some(v) = self.indirect_probes {
+            t.indirect_probes = v;
+            changed = true;
+        }
+        changed.then_some(t)
+    }
+
+    fn configurations(&self, default: &[&str]) -> anyhow::Result<Vec<Configuration>> {
+        let names: Vec<String> = match &self.configs {
+            Some(list) => list.clone(),
+            None => {
+                let mut names: Vec<String> = default.iter().map(|s| s.to_string()).collect();
+                if self.custom_timing().is_some() {
+                    names.push("custom".into());
+                }
+                names
+            }
+        };
+        names
+            .iter()
+            .map(|name| {
+                let model = match name.as_str() {
+                    "seed-leader" => Model::SeedLeader,
+                    "lease" => Model::Lease {
+                        timing: LeaseTiming::DEFAULT,
+                    },
+                    "custom" => Model::Gossip {
+                        timing: self
+                            .custom_timing()
+                            .context("`custom` needs at least one timing override")?,
+                    },
+                    preset => Model::Gossip {
+                        timing: preset
+                            .parse::<Preset>()
+                            .with_context(|| format!("unknown configuration {preset:?}"))?
+                            .timing(),
+                    },
+                };
+                Ok(Configuration {
+                    name: name.clone(),
+                    loss: None,
+                    model,
+                })
+            })
+            .collect()
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut options = ScenarioOptions::default();
+    let (kind, common, configs, default_trials) = match &cli.scenario {
+        Command::Failover(c) => (
+            ScenarioKind::Failover,
+            c,
+            c.configurations(&["fast", "memberlist", "seed-leader", "lease"])?,
+            30,
+        ),
+        Command::Drain(c) => (
+            ScenarioKind::Drain,
+            c,
+            c.configurations(&["fast", "memberlist"])?,
+            20,
+        ),
+        Command::Partition {
+            common,
+            minority,
+            duration_s,
+        } => {
+            options.minority = *minority;
+            options.duration = seconds(*duration_s)?;
+            let preset = common.preset.name();
+            (
+                ScenarioKind::Partition,
+                common,
+                common.configurations(&[preset])?,
+                5,
+            )
+        }
+        Command::Flap {
+            common,
+            down_ms,
+            up_ms,
+            pause,
+        } => {
+            options.down = Duration::from_millis(*down_ms);
+            options.up = Duration::from_millis(*up_ms);
+            options.pause = *pause;
+            let preset = common.preset.name();
+            (
+                ScenarioKind::Flap,
+                common,
+                common.configurations(&[preset])?,
+                10,
+            )
+        }
+        Command::RollingRestart {
+            common,
+            down_ms,
+            interval_ms,
+        } => {
+            options.down = Duration::from_millis(*down_ms);
+            options.up = Duration::from_millis(*interval_ms);
+            let preset = common.preset.name();
+            (
+                ScenarioKind::RollingRestart,
+                common,
+                common.configurations(&[preset])?,
+                common.nodes.min(10),
+            )
+        }
+        Command::LossSweep {
+            common,
+            losses,
+            duration_s,
+            stall_ms,
+            stall_every_s,
+        } => {
+            options.duration = seconds(*duration_s)?;
+            options.stall = Duration::from_millis(*stall_ms);
+            options.stall_every = seconds(*stall_every_s)?;
+            let preset = common.preset.name();
+            let mut configs = Vec::new();
+            for base in common.configurations(&[preset])? {
+                for &loss in losses {
+                    if !(0.0..1.0).contains(&loss) {
+                        bail!("loss {loss} is not in [0, 1)");
+                    }
+                    configs.push(Configuration {
+                        name: format!("{}@{}%", base.name, loss * 100.0),
+                        loss: Some(loss),
+                        model: base.model.clone(),
+                    });
+                }
+            }
+            (ScenarioKind::LossSweep, common, configs, 1)
+        }
+    };
+    let params = Params {
+        scenario: kind,
+        nodes: common.nodes,
+        vips: common.vips.unwrap_or(common.nodes * 2),
+        trials: common.trials.unwrap_or(default_trials),
+        loss: common.loss,
+        seed: common.seed,
+        ineligible: common.ineligible,
+        options,
+        network: Network::lan(common.loss),
+    };
+    println!("seed {}", params.seed);
+    let bar = ProgressBar::new(scenario::progress_units(&params) * configs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} trials")
+            .context("progress bar template")?,
+    );
+    let wall = Instant::now();
+    let result = scenario::run(&params, &configs, common.threads, &|k| bar.inc(k))?;
+    bar.finish_and_clear();
+    let elapsed = wall.elapsed();
+
+    print!("{}", report::table(&result));
+    std::fs::create_dir_all(&common.out)
+        .with_context(|| format!("cannot create {}", common.out.display()))?;
+    let stem = format!(
+        "{}-{}n-{}loss-seed{}",
+        kind.name(),
+        params.nodes,
+        params.loss * 100.0,
+        params.seed
+    );
+    let json = common.out.join(format!("{stem}.json"));
+    report::write_json(&result, &json)?;
+    let cdf = common.out.join(format!("{stem}-failover-cdf.svg"));
+    let load = common.out.join(format!("{stem}-vips-per-node.svg"));
+    if result.configs.iter().any(|c| c.failover.count > 0) {
+        plot::failover_cdf(&result, &cdf)?;
+        eprintln!("wrote {}", cdf.display());
+    }
+    plot::vips_per_node(&result, &load)?;
+    eprintln!("wrote {}\nwrote {}", json.display(), load.display());
+    eprintln!("wall time {:.1}s", elapsed.as_secs_f64());
+    Ok(())
+}
+
+fn seconds(value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value).with_context(|| format!("{value} is not a duration"))
+}

@@ -1,0 +1,687 @@
+//! Scenarios: what happens to the cluster, and what is measured per trial.
+//!
+//! Every gossip configuration of a run uses the same seed, so the same nodes draw the same
+//! network randomness and each trial hits the same VIP's owner; baselines draw from the same
+//! per-trial generators.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::rngs::Xoshiro256PlusPlus;
+use rand::{RngExt, SeedableRng};
+use serde::Serialize;
+use swimlb_gossip::Timing;
+
+use crate::baseline::{self, LeaseTiming};
+use crate::metrics::{Summary, round_us};
+use crate::network::Network;
+use crate::world::{NodeState, World, WorldConfig};
+use crate::{SimError, mix};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ScenarioKind {
+    Failover,
+    Partition,
+    Flap,
+    RollingRestart,
+    Drain,
+    LossSweep,
+}
+
+impl ScenarioKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ScenarioKind::Failover => "failover",
+            ScenarioKind::Partition => "partition",
+            ScenarioKind::Flap => "flap",
+            ScenarioKind::RollingRestart => "rolling-restart",
+            ScenarioKind::Drain => "drain",
+            ScenarioKind::LossSweep => "loss-sweep",
+        }
+    }
+}
+
+/// What runs the VIPs in one configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Model {
+    /// swimlb: real gossip cores with these timings, per-VIP rendezvous owners.
+    Gossip { timing: Timing },
+    /// One leader holds every VIP, failure noticed on the next 10 s loop.
+    SeedLeader,
+    /// A Kubernetes Lease per VIP (kube-vip / Cilium defaults).
+    Lease { timing: LeaseTiming },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Configuration {
+    pub name: String,
+    /// Loss for this configuration; `None`: the run's loss.
+    pub loss: Option<f64>,
+    pub model: Model,
+}
+
+/// Knobs of the scenarios that have them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScenarioOptions {
+    /// partition: share of nodes cut off.
+    pub minority: f64,
+    /// partition: how long the split lasts; loss-sweep: virtual time per loss rate.
+    pub duration: Duration,
+    /// flap / rolling-restart: how long a node stays down.
+    pub down: Duration,
+    /// flap: how long a node stays up between downs; rolling-restart: pause between nodes.
+    pub up: Duration,
+    /// flap: freeze the process instead of crashing it.
+    pub pause: bool,
+    /// loss-sweep: every node freezes for `stall` about once per `stall_every` (zero: never).
+    pub stall: Duration,
+    pub stall_every: Duration,
+}
+
+impl Default for ScenarioOptions {
+    fn default() -> Self {
+        Self {
+            minority: 0.3,
+            duration: Duration::from_secs(10),
+            down: Duration::from_secs(2),
+            up: Duration::from_secs(3),
+            pause: false,
+            stall: Duration::ZERO,
+            stall_every: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Params {
+    pub scenario: ScenarioKind,
+    pub nodes: usize,
+    pub vips: usize,
+    pub trials: usize,
+    pub loss: f64,
+    pub seed: u64,
+    pub ineligible: usize,
+    pub options: ScenarioOptions,
+    pub network: Network,
+}
+
+/// One trial's measurements, in seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+pub struct Trial {
+    pub trial: usize,
+    /// The node crashed, drained, restarted or flapped (if any).
+    pub node: Option<usize>,
+    /// Event → first "down" anywhere.
+    pub detection: Option<f64>,
+    /// Event → the new owner, by its own view, announces; one sample per VIP that moved.
+    pub failover: Vec<f64>,
+    /// Event → every up node's view gives the same, true owner for every VIP.
+    pub agreement: Option<f64>,
+    /// Time with two or more claimants, summed over VIPs.
+    pub multi_claim: f64,
+    /// Time with no claimant, summed over VIPs.
+    pub no_owner: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigReport {
+    pub name: String,
+    pub model: Model,
+    pub loss: f64,
+    pub failover: Summary,
+    pub detection: Summary,
+    pub agreement: Summary,
+    pub multi_claim_per_trial: Summary,
+    pub no_owner_per_trial: Summary,
+    /// Trials whose failover or agreement did not finish within the window.
+    pub timeouts: usize,
+    pub false_downs: usize,
+    pub node_hours: f64,
+    pub false_downs_per_1000_node_hours: f64,
+    /// Gossip datagrams' bytes and count per node per second (API requests for Leases).
+    pub bytes_per_node_per_s: Option<f64>,
+    pub messages_per_node_per_s: Option<f64>,
+    /// VIPs each node owns with every node up.
+    pub vips_per_node: Vec<usize>,
+    pub trials: Vec<Trial>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub params: Params,
+    pub configs: Vec<ConfigReport>,
+}
+
+fn secs(d: Duration) -> f64 {
+    round_us(d.as_secs_f64())
+}
+
+fn trial_rng(seed: u64, trial: usize) -> Xoshiro256PlusPlus {
+    Xoshiro256PlusPlus::seed_from_u64(mix(seed, trial as u64, 0x7472_6961_6c00))
+}
+
+/// Runs every configuration (on up to `threads` threads; results keep the given order).
+pub fn run(
+    params: &Params,
+    configs: &[Configuration],
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Report, SimError> {
+    validate(params)?;
+    let next = Mutex::new(0usize);
+    let results: Mutex<BTreeMap<usize, Result<ConfigReport, SimError>>> =
+        Mutex::new(BTreeMap::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, configs.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let index = {
+                        let Ok(mut next) = next.lock() else { return };
+                        let index = *next;
+                        *next += 1;
+                        index
+                    };
+                    let Some(config) = configs.get(index) else {
+                        return;
+                    };
+                    let result = run_config(params, config, progress);
+                    if let Ok(mut results) = results.lock() {
+                        results.insert(index, result);
+                    }
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .map_err(|_| SimError::Parameter("a simulation thread panicked".into()))?;
+    let configs = results.into_values().collect::<Result<Vec<_>, _>>()?;
+    Ok(Report {
+        params: params.clone(),
+        configs,
+    })
+}
+
+fn validate(params: &Params) -> Result<(), SimError> {
+    if !(3..=1000).contains(&params.nodes) {
+        return Err(SimError::Parameter(format!(
+            "nodes must be 3..=1000, got {}",
+            params.nodes
+        )));
+    }
+    if params.vips == 0 || params.trials == 0 {
+        return Err(SimError::Parameter(
+            "vips and trials must be at least 1".into(),
+        ));
+    }
+    if !(0.0..1.0).contains(&params.loss) {
+        return Err(SimError::Parameter(format!(
+            "loss must be in [0, 1), got {}",
+            params.loss
+        )));
+    }
+    Ok(())
+}
+
+/// The trial count each configuration reports progress in.
+pub fn progress_units(params: &Params) -> u64 {
+    params.trials as u64
+}
+
+fn run_config(
+    params: &Params,
+    config: &Configuration,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ConfigReport, SimError> {
+    let loss = config.loss.unwrap_or(params.loss);
+    let mut network = params.network.clone();
+    network.loss = loss;
+    let timing = match &config.model {
+        Model::Gossip { timing } => timing.clone(),
+        // Baselines need a world only for placement; its timing is irrelevant.
+        _ => swimlb_gossip::Preset::Fast.timing(),
+    };
+    let mut world = World::new(WorldConfig {
+        nodes: params.nodes,
+        vips: params.vips,
+        timing,
+        network,
+        seed: params.seed,
+        ineligible: params.ineligible,
+    })?;
+    let mut report = ConfigReport {
+        name: config.name.clone(),
+        model: config.model.clone(),
+        loss,
+        failover: Summary::default(),
+        detection: Summary::default(),
+        agreement: Summary::default(),
+        multi_claim_per_trial: Summary::default(),
+        no_owner_per_trial: Summary::default(),
+        timeouts: 0,
+        false_downs: 0,
+        node_hours: 0.0,
+        false_downs_per_1000_node_hours: 0.0,
+        bytes_per_node_per_s: None,
+        messages_per_node_per_s: None,
+        vips_per_node: world.vips_per_node_all_up(),
+        trials: Vec::new(),
+    };
+    match &config.model {
+        Model::Gossip { .. } => run_gossip(params, &mut world, &mut report, progress),
+        Model::SeedLeader | Model::Lease { .. } => {
+            run_baseline(params, &world, &config.model, &mut report, progress)
+        }
+    }
+    summarise(&mut report);
+    Ok(report)
+}
+
+fn summarise(report: &mut ConfigReport) {
+    let all =
+        |f: &dyn Fn(&Trial) -> Vec<f64>| -> Vec<f64> { report.trials.iter().flat_map(f).collect() };
+    report.failover = Summary::of(&all(&|t| t.failover.clone()));
+    report.detection = Summary::of(&all(&|t| t.detection.into_iter().collect()));
+    report.agreement = Summary::of(&all(&|t| t.agreement.into_iter().collect()));
+    report.multi_claim_per_trial = Summary::of(&all(&|t| vec![t.multi_claim]));
+    report.no_owner_per_trial = Summary::of(&all(&|t| vec![t.no_owner]));
+}
+
+// ----- baselines -------------------------------------------------------------------------------
+
+fn run_baseline(
+    params: &Params,
+    world: &World,
+    model: &Model,
+    report: &mut ConfigReport,
+    progress: &(dyn Fn(u64) + Sync),
+) {
+    let n = params.nodes;
+    let owners: Vec<Option<usize>> = (0..params.vips).map(|v| world.owner_all_up(v)).collect();
+    match model {
+        Model::SeedLeader => {
+            report.vips_per_node = (0..n)
+                .map(|i| if i == 0 { params.vips } else { 0 })
+                .collect();
+        }
+        Model::Lease { timing } => {
+            // The first candidate to poll wins each Lease: a uniformly random node.
+            let mut rng = trial_rng(params.seed, usize::MAX);
+            let mut load = vec![0; n];
+            for _ in 0..params.vips {
+                load[rng.random_range(0..n)] += 1;
+            }
+            report.vips_per_node = load;
+            // Every node polls every Lease once per jittered retry (mean 1 + jitter/2 periods).
+            let mean_wait = timing.retry_period.as_secs_f64() * (1.0 + timing.jitter / 2.0);
+            report.messages_per_node_per_s = Some(round_us(params.vips as f64 / mean_wait));
+        }
+        Model::Gossip { .. } => {}
+    }
+    for trial in 0..params.trials {
+        let mut rng = trial_rng(params.seed, trial);
+        let v = rng.random_range(0..params.vips);
+        let _gap: f64 = rng.random();
+        let Some(victim) = owners[v] else { continue };
+        let mut record = Trial {
+            trial,
+            node: Some(victim),
+            ..Trial::default()
+        };
+        match model {
+            Model::SeedLeader => {
+                let t = secs(baseline::seed_leader_failover(&world.network, &mut rng));
+                record.failover = vec![t];
+                record.no_owner = round_us(t * params.vips as f64);
+                record.detection = Some(t);
+                record.agreement = Some(t);
+            }
+            Model::Lease { timing } => {
+                let candidates: Vec<usize> = (0..n).filter(|&i| i != victim).collect();
+                let moved: Vec<usize> = (0..params.vips)
+                    .filter(|&u| owners[u] == Some(victim))
+                    .collect();
+                for _ in &moved {
+                    let t = baseline::lease_failover(
+                        &world.network,
+                        timing,
+                        victim,
+                        &candidates,
+                        &mut rng,
+                    );
+                    record.failover.push(secs(t));
+                }
+                let worst = record.failover.iter().copied().fold(0.0, f64::max);
+                record.detection = record.failover.iter().copied().reduce(f64::min);
+                record.agreement = Some(worst);
+                record.no_owner = round_us(record.failover.iter().sum());
+            }
+            Model::Gossip { .. } => {}
+        }
+        report.trials.push(record);
+        progress(1);
+    }
+}
+
+// ----- gossip ----------------------------------------------------------------------------------
+
+/// How long a trial may take before it counts as timed out.
+fn trial_window(timing: &Timing, nodes: usize) -> Duration {
+    (timing.detection_bound(nodes) * 6).max(Duration::from_secs(10))
+}
+
+/// How long to wait for the cluster to settle after a restart or heal.
+fn settle_cap(timing: &Timing) -> Duration {
+    (timing.anti_entropy_interval * 2).max(Duration::from_secs(10))
+}
+
+/// Starts every node, staggered by a millisecond, each joining through node 0 and two
+/// nodes started before it; returns once every view agrees (or after a cap).
+fn boot(world: &mut World, seed: u64) {
+    let n = world.node_count();
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(mix(seed, 0x626f_6f74, 0));
+    for i in 0..n {
+        world.run_until(Duration::from_millis(i as u64));
+        let mut peers = vec![0];
+        if i > 1 {
+            peers.push(rng.random_range(1..i));
+            peers.push(rng.random_range(1..i));
+        }
+        world.start(i, &peers);
+    }
+    let cap = world.now() + settle_cap(world.timing()) * 3;
+    world.run_while(cap, World::converged);
+    let settle = world.now() + Duration::from_secs(1);
+    world.run_until(settle);
+}
+
+fn random_up_peers(world: &World, rng: &mut Xoshiro256PlusPlus, except: usize) -> Vec<usize> {
+    let up: Vec<usize> = world
+        .up_nodes()
+        .into_iter()
+        .filter(|&i| i != except)
+        .collect();
+    if up.is_empty() {
+        return Vec::new();
+    }
+    (0..3).map(|_| up[rng.random_range(0..up.len())]).collect()
+}
+
+fn restart(world: &mut World, node: usize, rng: &mut Xoshiro256PlusPlus) {
+    let peers = random_up_peers(world, rng, node);
+    world.start(node, &peers);
+    let cap = world.now() + settle_cap(world.timing());
+    world.run_while(cap, World::converged);
+}
+
+fn run_gossip(
+    params: &Params,
+    world: &mut World,
+    report: &mut ConfigReport,
+    progress: &(dyn Fn(u64) + Sync),
+) {
+    boot(world, params.seed);
+    let (sent0, bytes0) = world.traffic_sent();
+    let up0 = world.up_time();
+    let false0 = world.false_downs().len();
+    let elapsed0 = world.now();
+    match params.scenario {
+        ScenarioKind::Failover | ScenarioKind::Drain => {
+            trials_failover(params, world, report, progress)
+        }
+        ScenarioKind::Partition => trials_partition(params, world, report, progress),
+        ScenarioKind::Flap => trials_flap(params, world, report, progress),
+        ScenarioKind::RollingRestart => trials_rolling(params, world, report, progress),
+        ScenarioKind::LossSweep => trials_steady(params, world, report, progress),
+    }
+    let (sent1, bytes1) = world.traffic_sent();
+    let node_seconds = (world.up_time() - up0).as_secs_f64();
+    report.false_downs = world.false_downs().len() - false0;
+    report.node_hours = round_us(node_seconds / 3600.0);
+    if node_seconds > 0.0 && world.now() > elapsed0 {
+        report.false_downs_per_1000_node_hours =
+            round_us(report.false_downs as f64 * 3_600_000.0 / node_seconds);
+        report.bytes_per_node_per_s = Some(round_us((bytes1 - bytes0) as f64 / node_seconds));
+        report.messages_per_node_per_s = Some(round_us((sent1 - sent0) as f64 / node_seconds));
+    }
+}
+
+/// Crash (or drain) the owner of a random VIP, measure, bring it back.
+fn trials_failover(
+    params: &Params,
+    world: &mut World,
+    report: &mut ConfigReport,
+    progress: &(dyn Fn(u64) + Sync),
+) {
+    let window = trial_window(world.timing(), params.nodes);
+    for trial in 0..params.trials {
+        let mut rng = trial_rng(params.seed, trial);
+        let v = rng.random_range(0..params.vips);
+        // A random phase against every node's timers.
+        let gap = world.timing().probe_period.mul_f64(rng.random::<f64>());
+        let until = world.now() + gap;
+        world.run_until(until);
+        let Some(victim) = world.true_owner(v) else {
+            continue;
+        };
+        world.clear_awaiting();
+        let (multi0, none0) = world.claim_totals();
+        let start = world.now();
+        let generation = world.generation(victim);
+        if params.scenario == ScenarioKind::Drain {
+            world.leave(victim);
+        } else {
+            world.crash(victim);
+        }
+        let finished = world.run_while(start + window, |w| {
+            w.awaiting_failover() == 0 && w.agreed() && w.first_down(victim, generation).is_some()
+        });
+        let (multi1, none1) = world.claim_totals();
+        let record = Trial {
+            trial,
+            node: Some(victim),
+            detection: world
+                .first_down(victim, generation)
+                .map(|t| secs(t - start)),
+            failover: world
+                .take_failovers()
+                .into_iter()
+                .map(|(_, d)| secs(d))
+                .collect(),
+            agreement: finished.then(|| secs(world.now() - start)),
+            multi_claim: secs(multi1 - multi0),
+            no_owner: secs(none1 - none0),
+        };
+        if !finished {
+            report.timeouts += 1;
+        }
+        report.trials.push(record);
+        restart(world, victim, &mut rng);
+        progress(1);
+    }
+}
+
+/// Cut a random minority off for `duration`, heal, measure the return to single ownership.
+fn trials_partition(
+    params: &Params,
+    world: &mut World,
+    report: &mut ConfigReport,
+    progress: &(dyn Fn(u64) + Sync),
+) {
+    let n = params.nodes;
+    let minority = ((n as f64 * params.options.minority).round() as usize).clamp(1, n - 1);
+    for trial in 0..params.trials {
+        let mut rng = trial_rng(params.seed, trial);
+        let mut groups = vec![0u32; n];
+        let mut cut = 0;
+        while cut < minority {
+            let i = rng.random_range(0..n);
+            if groups[i] == 0 {
+                groups[i] = 1;
+                cut += 1;
+            }
+        }
+        let (multi0, none0) = world.claim_totals();
+        let start = world.now();
+        world.network.partition(groups);
+        let heal_at = start + params.options.duration;
+        world.run_until(heal_at);
+        world.network.heal();
+        let cap = heal_at + settle_cap(world.timing()) * 3;
+        let healed = world.run_while(cap, World::single_ownership);
+        let (multi1, none1) = world.claim_totals();
+        report.trials.push(Trial {
+            trial,
+            node: None,
+            detection: None,
+            failover: Vec::new(),
+            agreement: healed.then(|| secs(world.now() - heal_at)),
+            multi_claim: secs(multi1 - multi0),
+            no_owner: secs(none1 - none0),
+        });
+        if !healed {
+            report.timeouts += 1;
+        }
+        let settle = world.now() + Duration::from_secs(1);
+        world.run_until(settle);
+        progress(1);
+    }
+}
+
+/// One node goes down and comes back, again and again (crash/restart, or a frozen process).
+fn trials_flap(
+    params: &Params,
+    world: &mut World,
+    report: &mut ConfigReport,
+    progress: &(dyn Fn(u64) + Sync),
+) {
+    let mut rng = trial_rng(params.seed, 0);
+    let v = rng.random_range(0..params.vips);
+    let Some(node) = world.true_owner(v) else {
+        return;
+    };
+    for trial in 0..params.trials {
+        world.clear_awaiting();
+        let (multi0, none0) = world.claim_totals();
+        let start = world.now();
+        let generation = world.generation(node);
+        if params.options.pause {
+            world.pause(node, params.options.down);
+            world.run_until(start + params.options.down);
+        } else {
+            world.crash(node);
+            world.run_until(start + params.options.down);
+            let peers = random_up_peers(world, &mut rng, node);
+            world.start(node, &peers);
+        }
+        world.run_until(start + params.options.down + params.options.up);
+        let (multi1, none1) = world.claim_totals();
+        report.trials.push(Trial {
+            trial,
+            node: Some(node),
+            detection: world.first_down(node, generation).map(|t| secs(t - start)),
+            failover: world
+                .take_failovers()
+                .into_iter()
+                .map(|(_, d)| secs(d))
+                .collect(),
+            agreement: None,
+            multi_claim: secs(multi1 - multi0),
+            no_owner: secs(none1 - none0),
+        });
+        progress(1);
+    }
+}
+
+/// Restart nodes one after another: leave gracefully, stay down, start with a new generation.
+fn trials_rolling(
+    params: &Params,
+    world: &mut World,
+    report: &mut ConfigReport,
+    progress: &(dyn Fn(u64) + Sync),
+) {
+    let mut rng = trial_rng(params.seed, 0);
+    for trial in 0..params.trials {
+        let node = trial % params.nodes;
+        world.clear_awaiting();
+        let (multi0, none0) = world.claim_totals();
+        let start = world.now();
+        let generation = world.generation(node);
+        world.leave(node);
+        world.run_until(start + params.options.down);
+        let failover: Vec<f64> = world
+            .take_failovers()
+            .into_iter()
+            .map(|(_, d)| secs(d))
+            .collect();
+        let peers = random_up_peers(world, &mut rng, node);
+        world.start(node, &peers);
+        let back = world.now();
+        let cap = back + settle_cap(world.timing());
+        let settled = world.run_while(cap, World::single_ownership);
+        let agreement = settled.then(|| secs(world.now() - back));
+        if !settled {
+            report.timeouts += 1;
+        }
+        let next = world.now() + params.options.up;
+        world.run_until(next);
+        let (multi1, none1) = world.claim_totals();
+        report.trials.push(Trial {
+            trial,
+            node: Some(node),
+            detection: world.first_down(node, generation).map(|t| secs(t - start)),
+            failover,
+            agreement,
+            multi_claim: secs(multi1 - multi0),
+            no_owner: secs(none1 - none0),
+        });
+        progress(1);
+    }
+}
+
+/// No faults but loss (and optional stalls): count false downs.
+fn trials_steady(
+    params: &Params,
+    world: &mut World,
+    report: &mut ConfigReport,
+    progress: &(dyn Fn(u64) + Sync),
+) {
+    let step = Duration::from_secs(1);
+    let options = &params.options;
+    let per_trial = options.duration.max(step);
+    let stall_chance = if options.stall.is_zero() || options.stall_every.is_zero() {
+        0.0
+    } else {
+        step.as_secs_f64() / options.stall_every.as_secs_f64()
+    };
+    for trial in 0..params.trials {
+        let mut rng = trial_rng(params.seed, trial);
+        let (multi0, none0) = world.claim_totals();
+        let end = world.now() + per_trial;
+        while world.now() < end {
+            if stall_chance > 0.0 {
+                for i in 0..params.nodes {
+                    if world.state(i) == NodeState::Running && rng.random::<f64>() < stall_chance {
+                        world.pause(i, options.stall);
+                    }
+                }
+            }
+            let next = (world.now() + step).min(end);
+            world.run_until(next);
+        }
+        let (multi1, none1) = world.claim_totals();
+        report.trials.push(Trial {
+            trial,
+            node: None,
+            detection: None,
+            failover: Vec::new(),
+            agreement: None,
+            multi_claim: secs(multi1 - multi0),
+            no_owner: secs(none1 - none0),
+        });
+        progress(1);
+    }
+}

@@ -1,0 +1,828 @@
+//! The simulated cluster: N real membership cores, one event queue ordered by (virtual time,
+//! sequence), the modelled network, and every node's own view of who owns each VIP.
+//!
+//! A node claims (announces) a VIP when its own view says it is the owner and it has been
+//! connected to the cluster at least once since it started: a freshly started speaker that
+//! knows nobody would otherwise claim every VIP.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::Xoshiro256PlusPlus;
+use swimlb_gossip::owner::NodePrefix;
+use swimlb_gossip::{KeyRing, Membership, MembershipEvent, NodeId, Seeds, Timing};
+
+use crate::network::Network;
+use crate::{SimError, mix};
+
+/// "No owner" in a view.
+const NONE: u32 = u32::MAX;
+const CLUSTER_KEY: [u8; 32] = [0x5a; 32];
+const GOSSIP_PORT: u16 = 7946;
+/// Nodes live in 198.18.0.0/16 and VIPs in 198.19.0.0/16 (RFC 2544 benchmarking range).
+const NODE_BASE: u32 = 0xc612_0000;
+const VIP_BASE: u32 = 0xc613_0000;
+pub const MAX_NODES: usize = 10_000;
+pub const MAX_VIPS: usize = 65_536;
+
+#[derive(Debug, Clone)]
+pub struct WorldConfig {
+    pub nodes: usize,
+    pub vips: usize,
+    pub timing: Timing,
+    pub network: Network,
+    pub seed: u64,
+    /// How many nodes (the last ones) may not own VIPs, like nodes labelled
+    /// `node.kubernetes.io/exclude-from-external-load-balancers`.
+    pub ineligible: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    Running,
+    /// A frozen process: its timers and incoming datagrams wait until it resumes.
+    Paused,
+    Crashed,
+    Left,
+}
+
+impl NodeState {
+    /// The process exists (running or frozen) and has not left.
+    fn is_up(self) -> bool {
+        matches!(self, NodeState::Running | NodeState::Paused)
+    }
+}
+
+struct Node {
+    name: String,
+    addr: SocketAddr,
+    generation: u64,
+    state: NodeState,
+    member: Option<Membership>,
+    /// Draws for the datagrams this node sends (loss, latency).
+    rng: Xoshiro256PlusPlus,
+    /// Bumped on crash, restart and leave, so queued timers of an old process are ignored.
+    incarnation: u32,
+    timer_at: Option<Duration>,
+    held: Vec<Vec<u8>>,
+    connected: bool,
+    live: Vec<bool>,
+    view_owner: Vec<u32>,
+    datagrams_sent: u64,
+    bytes_sent: u64,
+    up_since: Duration,
+    up_total: Duration,
+}
+
+enum Event {
+    Deliver { to: u32, bytes: Vec<u8> },
+    Timer { node: u32, incarnation: u32 },
+    Resume { node: u32, incarnation: u32 },
+}
+
+struct Queued {
+    at: Duration,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// A running node declared down while its process was alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FalseDown {
+    pub node: usize,
+    pub generation: u64,
+    pub at: Duration,
+}
+
+pub struct World {
+    pub network: Network,
+    timing: Timing,
+    seed: u64,
+    now: Duration,
+    queue: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    nodes: Vec<Node>,
+    index_by_name: BTreeMap<String, usize>,
+    eligible: Vec<bool>,
+    vips: Vec<IpAddr>,
+    /// `scores[v * n + j]`: node j's rendezvous score for VIP v.
+    scores: Vec<u64>,
+    /// The owner among nodes that are really up: what every view should converge to.
+    truth: Vec<u32>,
+    /// (up node, VIP) pairs whose view differs from `truth`.
+    disagreements: usize,
+    claimants: Vec<u16>,
+    claim_since: Vec<Duration>,
+    multi_claim_total: Duration,
+    no_owner_total: Duration,
+    /// VIPs whose owner went away, with when; cleared when the new owner claims them.
+    awaiting: BTreeMap<usize, Duration>,
+    failovers: Vec<(usize, Duration)>,
+    first_down: BTreeMap<(usize, u64), Duration>,
+    false_downs: Vec<FalseDown>,
+    events_handled: u64,
+}
+
+impl World {
+    pub fn new(config: WorldConfig) -> Result<Self, SimError> {
+        let n = config.nodes;
+        if !(1..=MAX_NODES).contains(&n) {
+            return Err(SimError::Parameter(format!(
+                "nodes must be 1..={MAX_NODES}, got {n}"
+            )));
+        }
+        if config.vips > MAX_VIPS {
+            return Err(SimError::Parameter(format!(
+                "vips must be at most {MAX_VIPS}, got {}",
+                config.vips
+            )));
+        }
+        if config.ineligible >= n {
+            return Err(SimError::Parameter(
+                "at least one node must be eligible".into(),
+            ));
+        }
+        // Zero-padded names sort like their indexes, so owner ties break the same way.
+        let width = n.saturating_sub(1).to_string().len().max(4);
+        let names: Vec<String> = (0..n).map(|i| format!("node-{i:0width$}")).collect();
+        let vips: Vec<IpAddr> = (0..config.vips)
+            .map(|v| IpAddr::V4(Ipv4Addr::from(VIP_BASE + v as u32)))
+            .collect();
+        let prefixes: Vec<NodePrefix> = names.iter().map(|s| NodePrefix::new(s)).collect();
+        let mut scores = Vec::with_capacity(config.vips * n);
+        for vip in &vips {
+            scores.extend(prefixes.iter().map(|p| p.score(*vip)));
+        }
+        let eligible: Vec<bool> = (0..n).map(|i| i < n - config.ineligible).collect();
+        let nodes = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Node {
+                name: name.clone(),
+                addr: SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::from(NODE_BASE + i as u32)),
+                    GOSSIP_PORT,
+                ),
+                generation: 0,
+                state: NodeState::Crashed,
+                member: None,
+                rng: Xoshiro256PlusPlus::seed_from_u64(mix(config.seed, i as u64, 0x6e65_7477)),
+                incarnation: 0,
+                timer_at: None,
+                held: Vec::new(),
+                connected: false,
+                live: Vec::new(),
+                view_owner: Vec::new(),
+                datagrams_sent: 0,
+                bytes_sent: 0,
+                up_since: Duration::ZERO,
+                up_total: Duration::ZERO,
+            })
+            .collect();
+        Ok(Self {
+            network: config.network,
+            timing: config.timing,
+            seed: config.seed,
+            now: Duration::ZERO,
+            queue: BinaryHeap::new(),
+            seq: 0,
+            nodes,
+            index_by_name: names.into_iter().enumerate().map(|(i, s)| (s, i)).collect(),
+            eligible,
+            truth: vec![NONE; vips.len()],
+            claimants: vec![0; vips.len()],
+            claim_since: vec![Duration::ZERO; vips.len()],
+            vips,
+            scores,
+            disagreements: 0,
+            multi_claim_total: Duration::ZERO,
+            no_owner_total: Duration::ZERO,
+            awaiting: BTreeMap::new(),
+            failovers: Vec::new(),
+            first_down: BTreeMap::new(),
+            false_downs: Vec::new(),
+            events_handled: 0,
+        })
+    }
+
+    // ----- accessors -------------------------------------------------------------------------
+
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+    pub fn vip_count(&self) -> usize {
+        self.vips.len()
+    }
+    pub fn vip(&self, v: usize) -> IpAddr {
+        self.vips[v]
+    }
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+    pub fn name(&self, i: usize) -> &str {
+        &self.nodes[i].name
+    }
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        self.nodes[i].addr
+    }
+    pub fn state(&self, i: usize) -> NodeState {
+        self.nodes[i].state
+    }
+    pub fn generation(&self, i: usize) -> u64 {
+        self.nodes[i].generation
+    }
+    pub fn is_eligible(&self, i: usize) -> bool {
+        self.eligible[i]
+    }
+    pub fn member(&self, i: usize) -> Option<&Membership> {
+        self.nodes[i].member.as_ref()
+    }
+    pub fn up_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].state.is_up())
+            .collect()
+    }
+    /// The owner every view should agree on: the best eligible node that is really up.
+    pub fn true_owner(&self, v: usize) -> Option<usize> {
+        (self.truth[v] != NONE).then_some(self.truth[v] as usize)
+    }
+    /// Node `i`'s own idea of who owns VIP `v`.
+    pub fn view_owner(&self, i: usize, v: usize) -> Option<usize> {
+        self.nodes[i]
+            .view_owner
+            .get(v)
+            .filter(|o| **o != NONE)
+            .map(|o| *o as usize)
+    }
+    /// Nodes announcing VIP `v` right now.
+    pub fn claimants(&self, v: usize) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.claims(i) && self.nodes[i].view_owner.get(v) == Some(&(i as u32)))
+            .collect()
+    }
+    pub fn claimant_count(&self, v: usize) -> usize {
+        usize::from(self.claimants[v])
+    }
+    /// Every up node's view gives the true owner for every VIP.
+    pub fn agreed(&self) -> bool {
+        self.disagreements == 0
+    }
+    /// Every VIP is announced by exactly its true owner and every view agrees.
+    pub fn single_ownership(&self) -> bool {
+        self.agreed()
+            && (0..self.vips.len()).all(|v| {
+                self.claimants[v] == 1 && self.truth[v] != NONE && {
+                    let owner = self.truth[v] as usize;
+                    self.eligible[owner] && self.nodes[owner].state.is_up() && self.claims(owner)
+                }
+            })
+    }
+    /// Every up node has connected at least once and every view agrees.
+    pub fn converged(&self) -> bool {
+        self.agreed()
+            && self
+                .nodes
+                .iter()
+                .filter(|n| n.state.is_up())
+                .all(|n| n.connected)
+    }
+    pub fn awaiting_failover(&self) -> usize {
+        self.awaiting.len()
+    }
+    /// Forgets VIPs still waiting for a new owner (a new trial starts).
+    pub fn clear_awaiting(&mut self) {
+        self.awaiting.clear();
+        self.failovers.clear();
+    }
+    /// The owner of VIP `v` when every eligible node is up.
+    pub fn owner_all_up(&self, v: usize) -> Option<usize> {
+        self.best_of(v, |j| self.eligible[j])
+    }
+    pub fn take_failovers(&mut self) -> Vec<(usize, Duration)> {
+        std::mem::take(&mut self.failovers)
+    }
+    /// When node `i` at `generation` was first reported down by anyone.
+    pub fn first_down(&self, i: usize, generation: u64) -> Option<Duration> {
+        self.first_down.get(&(i, generation)).copied()
+    }
+    pub fn false_downs(&self) -> &[FalseDown] {
+        &self.false_downs
+    }
+    pub fn events_handled(&self) -> u64 {
+        self.events_handled
+    }
+    /// Total (datagrams, bytes) sent by every node so far.
+    pub fn traffic_sent(&self) -> (u64, u64) {
+        self.nodes
+            .iter()
+            .fold((0, 0), |(d, b), n| (d + n.datagrams_sent, b + n.bytes_sent))
+    }
+    /// Node-time spent up (running or paused) so far.
+    pub fn up_time(&self) -> Duration {
+        self.nodes
+            .iter()
+            .map(|n| {
+                n.up_total
+                    + if n.state.is_up() {
+                        self.now - n.up_since
+                    } else {
+                        Duration::ZERO
+                    }
+            })
+            .sum()
+    }
+    /// Accumulated time, summed over VIPs, with ≥ 2 claimants and with none.
+    pub fn claim_totals(&mut self) -> (Duration, Duration) {
+        for v in 0..self.vips.len() {
+            self.account(v);
+        }
+        (self.multi_claim_total, self.no_owner_total)
+    }
+    /// How many VIPs each node owns when every node is up (rendezvous over all eligible).
+    pub fn vips_per_node_all_up(&self) -> Vec<usize> {
+        let n = self.nodes.len();
+        let mut load = vec![0; n];
+        for v in 0..self.vips.len() {
+            if let Some(best) = self.best_of(v, |j| self.eligible[j]) {
+                load[best] += 1;
+            }
+        }
+        load
+    }
+
+    // ----- lifecycle -------------------------------------------------------------------------
+
+    /// Starts node `i` (first start or restart with a new generation), joining through `peers`.
+    pub fn start(&mut self, i: usize, peers: &[usize]) {
+        if self.nodes[i].state.is_up() {
+            return;
+        }
+        let now = self.now;
+        let n = self.nodes.len();
+        let node = &mut self.nodes[i];
+        node.generation += 1;
+        node.incarnation = node.incarnation.wrapping_add(1);
+        let id = NodeId::new(node.name.clone(), node.addr, node.generation);
+        let seeds = Seeds::from_u64(mix(self.seed, i as u64, node.generation));
+        let mut member =
+            Membership::new(id, self.timing.clone(), KeyRing::new(1, CLUSTER_KEY), seeds);
+        let peer_addrs: Vec<SocketAddr> = peers.iter().map(|&p| self.addr_of(p)).collect();
+        member.join(now, &peer_addrs);
+        let node = &mut self.nodes[i];
+        node.member = Some(member);
+        node.state = NodeState::Running;
+        node.timer_at = None;
+        node.held.clear();
+        node.connected = false;
+        node.live = vec![false; n];
+        node.live[i] = true;
+        let own = if self.eligible[i] { i as u32 } else { NONE };
+        node.view_owner = vec![own; self.vips.len()];
+        node.up_since = now;
+        for v in 0..self.vips.len() {
+            if self.nodes[i].view_owner[v] != self.truth[v] {
+                self.disagreements += 1;
+            }
+        }
+        self.truth_node_up(i);
+        self.collect(i);
+    }
+
+    /// Kills node `i`'s process: no goodbye, its queued timers and datagrams are lost.
+    pub fn crash(&mut self, i: usize) {
+        if !self.nodes[i].state.is_up() {
+            return;
+        }
+        self.stop(i, NodeState::Crashed);
+    }
+
+    /// Node `i` leaves the cluster gracefully, then its process stops.
+    pub fn leave(&mut self, i: usize) {
+        if self.nodes[i].state != NodeState::Running {
+            return;
+        }
+        let now = self.now;
+        if let Some(member) = self.nodes[i].member.as_mut() {
+            // An error here only means foca had nobody to tell.
+            let _ = member.leave(now);
+        }
+        self.collect(i);
+        self.stop(i, NodeState::Left);
+    }
+
+    /// Freezes node `i` for `duration`: timers and datagrams wait until it resumes.
+    pub fn pause(&mut self, i: usize, duration: Duration) {
+        if self.nodes[i].state != NodeState::Running {
+            return;
+        }
+        let node = &mut self.nodes[i];
+        node.state = NodeState::Paused;
+        node.timer_at = None;
+        let incarnation = node.incarnation;
+        self.push(
+            self.now + duration,
+            Event::Resume {
+                node: i as u32,
+                incarnation,
+            },
+        );
+    }
+
+    fn stop(&mut self, i: usize, state: NodeState) {
+        let now = self.now;
+        let claimed = self.claims(i);
+        let node = &mut self.nodes[i];
+        node.state = state;
+        node.member = None;
+        node.incarnation = node.incarnation.wrapping_add(1);
+        node.timer_at = None;
+        node.held.clear();
+        node.up_total += now - node.up_since;
+        for v in 0..self.vips.len() {
+            let mine = self.nodes[i].view_owner[v];
+            if mine != self.truth[v] {
+                self.disagreements -= 1;
+            }
+            if claimed && mine == i as u32 {
+                self.add_claim(v, -1);
+            }
+        }
+        self.nodes[i].connected = false;
+        self.truth_node_down(i);
+    }
+
+    // ----- running ---------------------------------------------------------------------------
+
+    pub fn run_until(&mut self, end: Duration) {
+        self.run_while(end, |_| false);
+    }
+
+    /// Runs events up to `end`, stopping early (and returning true) as soon as `done` holds.
+    pub fn run_while(&mut self, end: Duration, done: impl Fn(&World) -> bool) -> bool {
+        if done(self) {
+            return true;
+        }
+        while let Some(Reverse(top)) = self.queue.peek() {
+            if top.at > end {
+                break;
+            }
+            let Some(Reverse(Queued { at, event, .. })) = self.queue.pop() else {
+                break;
+            };
+            self.now = at;
+            self.events_handled += 1;
+            self.dispatch(at, event);
+            if done(self) {
+                return true;
+            }
+        }
+        self.now = self.now.max(end);
+        false
+    }
+
+    fn dispatch(&mut self, at: Duration, event: Event) {
+        match event {
+            Event::Deliver { to, bytes } => {
+                let to = to as usize;
+                match self.nodes[to].state {
+                    NodeState::Running => {
+                        if let Some(member) = self.nodes[to].member.as_mut() {
+                            // Drops are counted by the core itself; nothing else to do.
+                            let _ = member.handle_datagram(at, &bytes);
+                        }
+                        self.collect(to);
+                    }
+                    NodeState::Paused => self.nodes[to].held.push(bytes),
+                    NodeState::Crashed | NodeState::Left => {}
+                }
+            }
+            Event::Timer { node, incarnation } => {
+                let i = node as usize;
+                let n = &mut self.nodes[i];
+                if n.incarnation != incarnation
+                    || n.state != NodeState::Running
+                    || n.timer_at != Some(at)
+                {
+                    return;
+                }
+                n.timer_at = None;
+                if let Some(member) = n.member.as_mut() {
+                    member.advance(at);
+                }
+                self.collect(i);
+            }
+            Event::Resume { node, incarnation } => {
+                let i = node as usize;
+                let n = &mut self.nodes[i];
+                if n.incarnation != incarnation || n.state != NodeState::Paused {
+                    return;
+                }
+                n.state = NodeState::Running;
+                let held = std::mem::take(&mut n.held);
+                if let Some(member) = n.member.as_mut() {
+                    // The socket buffer is read first, then overdue timers fire.
+                    for bytes in &held {
+                        let _ = member.handle_datagram(at, bytes);
+                    }
+                    member.advance(at);
+                }
+                self.collect(i);
+            }
+        }
+    }
+
+    fn push(&mut self, at: Duration, event: Event) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued {
+            at,
+            seq: self.seq,
+            event,
+        }));
+    }
+
+    fn addr_of(&self, i: usize) -> SocketAddr {
+        self.nodes[i].addr
+    }
+
+    fn index_of_addr(&self, addr: SocketAddr) -> Option<usize> {
+        let IpAddr::V4(v4) = addr.ip() else {
+            return None;
+        };
+        let index = u32::from(v4).checked_sub(NODE_BASE)? as usize;
+        (index < self.nodes.len() && addr.port() == GOSSIP_PORT).then_some(index)
+    }
+
+    /// Takes everything node `i`'s core produced: datagrams onto the network, membership
+    /// events into its view, and its next timer into the queue.
+    fn collect(&mut self, i: usize) {
+        let now = self.now;
+        let mut outgoing = Vec::new();
+        let mut events = Vec::new();
+        if let Some(member) = self.nodes[i].member.as_mut() {
+            while let Some(datagram) = member.poll_datagram() {
+                outgoing.push(datagram);
+            }
+            while let Some(event) = member.poll_event() {
+                events.push(event);
+            }
+        }
+        for datagram in outgoing {
+            let node = &mut self.nodes[i];
+            node.datagrams_sent += 1;
+            node.bytes_sent += datagram.bytes.len() as u64;
+            let Some(to) = self.index_of_addr(datagram.to) else {
+                continue;
+            };
+            if let Some(delay) = self.network.transit(i, to, &mut self.nodes[i].rng) {
+                self.push(
+                    now + delay,
+                    Event::Deliver {
+                        to: to as u32,
+                        bytes: datagram.bytes,
+                    },
+                );
+            }
+        }
+        for event in events {
+            self.apply_event(i, event);
+        }
+        let node = &mut self.nodes[i];
+        if node.state == NodeState::Running
+            && let Some(deadline) = node.member.as_ref().and_then(|m| m.next_deadline())
+            && node.timer_at.is_none_or(|at| deadline < at)
+        {
+            node.timer_at = Some(deadline);
+            let incarnation = node.incarnation;
+            self.push(
+                deadline,
+                Event::Timer {
+                    node: i as u32,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    fn apply_event(&mut self, i: usize, event: MembershipEvent) {
+        match event {
+            MembershipEvent::Up(id) | MembershipEvent::Rejoined { new: id, .. } => {
+                self.sync_live(i, &id.name);
+            }
+            MembershipEvent::Down(id) => {
+                if let Some(j) = self.index_by_name.get(&id.name).copied() {
+                    let key = (j, id.generation);
+                    if !self.first_down.contains_key(&key) {
+                        self.first_down.insert(key, self.now);
+                        let target = &self.nodes[j];
+                        // Downs across a partition are expected, not false.
+                        if target.state.is_up()
+                            && target.generation == id.generation
+                            && self.network.groups.is_empty()
+                        {
+                            self.false_downs.push(FalseDown {
+                                node: j,
+                                generation: id.generation,
+                                at: self.now,
+                            });
+                        }
+                    }
+                }
+                self.sync_live(i, &id.name);
+            }
+            MembershipEvent::Connected => {
+                if !self.nodes[i].connected {
+                    self.nodes[i].connected = true;
+                    for v in 0..self.vips.len() {
+                        if self.nodes[i].view_owner[v] == i as u32 {
+                            self.add_claim(v, 1);
+                            self.check_failover(i, v);
+                        }
+                    }
+                }
+            }
+            MembershipEvent::Suspect(_)
+            | MembershipEvent::Renewed(_)
+            | MembershipEvent::Isolated => {}
+        }
+    }
+
+    /// Brings node `i`'s view of `name` in line with its membership core.
+    fn sync_live(&mut self, i: usize, name: &str) {
+        let Some(j) = self.index_by_name.get(name).copied() else {
+            return;
+        };
+        let Some(live) = self.nodes[i].member.as_ref().map(|m| m.is_live(name)) else {
+            return;
+        };
+        if live == self.nodes[i].live[j] {
+            return;
+        }
+        self.nodes[i].live[j] = live;
+        let n = self.nodes.len();
+        if live {
+            if !self.eligible[j] {
+                return;
+            }
+            for v in 0..self.vips.len() {
+                let current = self.nodes[i].view_owner[v];
+                if current == NONE || self.beats(v, j, current as usize) {
+                    self.set_view(i, v, j as u32);
+                }
+            }
+        } else {
+            for v in 0..self.vips.len() {
+                if self.nodes[i].view_owner[v] == j as u32 {
+                    let row = &self.scores[v * n..(v + 1) * n];
+                    let live = &self.nodes[i].live;
+                    let best = best_in_row(row, |k| live[k] && self.eligible[k]);
+                    self.set_view(i, v, best.map_or(NONE, |b| b as u32));
+                }
+            }
+        }
+    }
+
+    fn set_view(&mut self, i: usize, v: usize, owner: u32) {
+        let old = self.nodes[i].view_owner[v];
+        if old == owner {
+            return;
+        }
+        let truth = self.truth[v];
+        if old != truth {
+            self.disagreements -= 1;
+        }
+        if owner != truth {
+            self.disagreements += 1;
+        }
+        self.nodes[i].view_owner[v] = owner;
+        if self.claims(i) {
+            if old == i as u32 {
+                self.add_claim(v, -1);
+            }
+            if owner == i as u32 {
+                self.add_claim(v, 1);
+                self.check_failover(i, v);
+            }
+        }
+    }
+
+    /// Node `i` announces the VIPs its view gives it.
+    fn claims(&self, i: usize) -> bool {
+        let node = &self.nodes[i];
+        node.state.is_up() && node.connected
+    }
+
+    fn check_failover(&mut self, i: usize, v: usize) {
+        if self.truth[v] == i as u32
+            && let Some(since) = self.awaiting.remove(&v)
+        {
+            self.failovers.push((v, self.now - since));
+        }
+    }
+
+    fn add_claim(&mut self, v: usize, delta: i32) {
+        self.account(v);
+        let count = i32::from(self.claimants[v]) + delta;
+        self.claimants[v] = u16::try_from(count.max(0)).unwrap_or(u16::MAX);
+    }
+
+    fn account(&mut self, v: usize) {
+        let spent = self.now - self.claim_since[v];
+        match self.claimants[v] {
+            0 => self.no_owner_total += spent,
+            1 => {}
+            _ => self.multi_claim_total += spent,
+        }
+        self.claim_since[v] = self.now;
+    }
+
+    /// True when node `a` outranks node `b` for VIP `v`: higher score, then smaller name.
+    fn beats(&self, v: usize, a: usize, b: usize) -> bool {
+        let n = self.nodes.len();
+        (self.scores[v * n + a], Reverse(a)) > (self.scores[v * n + b], Reverse(b))
+    }
+
+    fn best_of(&self, v: usize, candidate: impl Fn(usize) -> bool) -> Option<usize> {
+        let n = self.nodes.len();
+        best_in_row(&self.scores[v * n..(v + 1) * n], candidate)
+    }
+
+    fn truth_node_up(&mut self, j: usize) {
+        if !self.eligible[j] {
+            return;
+        }
+        for v in 0..self.vips.len() {
+            let current = self.truth[v];
+            if current == NONE || self.beats(v, j, current as usize) {
+                self.set_truth(v, j as u32);
+            }
+        }
+    }
+
+    fn truth_node_down(&mut self, j: usize) {
+        for v in 0..self.vips.len() {
+            if self.truth[v] == j as u32 {
+                let best = self.best_of(v, |k| self.eligible[k] && self.nodes[k].state.is_up());
+                self.set_truth(v, best.map_or(NONE, |b| b as u32));
+                self.awaiting.insert(v, self.now);
+                // The successor may already be announcing it (its view was ahead).
+                if let Some(b) = best
+                    && self.claims(b)
+                    && self.nodes[b].view_owner[v] == b as u32
+                {
+                    self.check_failover(b, v);
+                }
+            }
+        }
+    }
+
+    fn set_truth(&mut self, v: usize, owner: u32) {
+        let old = self.truth[v];
+        if old == owner {
+            return;
+        }
+        for node in self.nodes.iter().filter(|n| n.state.is_up()) {
+            let view = node.view_owner[v];
+            if view != old {
+                self.disagreements -= 1;
+            }
+            if view != owner {
+                self.disagreements += 1;
+            }
+        }
+        self.truth[v] = owner;
+    }
+}
+
+/// The index of the highest score in `row` among candidates (ties: smallest index).
+fn best_in_row(row: &[u64], candidate: impl Fn(usize) -> bool) -> Option<usize> {
+    let mut best: Option<(u64, usize)> = None;
+    for (k, &score) in row.iter().enumerate() {
+        if candidate(k) && best.is_none_or(|(s, _)| score > s) {
+            best = Some((score, k));
+        }
+    }
+    best.map(|(_, k)| k)
+}
