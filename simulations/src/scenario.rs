@@ -380,7 +380,7 @@ fn settle_cap(timing: &Timing) -> Duration {
 
 /// Starts every node, staggered by a millisecond, each joining through node 0 and two
 /// nodes started before it; returns once every view agrees (or after a cap).
-fn boot(world: &mut World, seed: u64) {
+pub fn boot(world: &mut World, seed: u64) {
     let n = world.node_count();
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(mix(seed, 0x626f_6f74, 0));
     for i in 0..n {
