@@ -13,3 +13,4 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+scripts/e2e-controller.sh

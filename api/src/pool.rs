@@ -20,27 +20,11 @@ pub const POOL_CONDITION_VALID: &str = "Valid";
     shortname = "ipp",
     category = "swimlb",
     doc = "A pool of addresses swimlb allocates to LoadBalancer Services.",
-    printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses"),
-    printcolumn(
-        name = "Auto Assign",
-        type_ = "boolean",
-        json_path = ".spec.autoAssign"
-    ),
-    printcolumn(
-        name = "Valid",
-        type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Valid\")].status"
-    ),
-    printcolumn(
-        name = "IPv4 In Use",
-        type_ = "integer",
-        json_path = ".status.assignedIPv4"
-    ),
-    printcolumn(
-        name = "IPv4 Available",
-        type_ = "integer",
-        json_path = ".status.availableIPv4"
-    )
+    printcolumn = r#"{"name":"Addresses","type":"string","jsonPath":".spec.addresses"}"#,
+    printcolumn = r#"{"name":"Auto Assign","type":"boolean","jsonPath":".spec.autoAssign"}"#,
+    printcolumn = r#"{"name":"Valid","type":"string","jsonPath":".status.conditions[?(@.type==\"Valid\")].status"}"#,
+    printcolumn = r#"{"name":"IPv4 In Use","type":"integer","jsonPath":".status.assignedIPv4"}"#,
+    printcolumn = r#"{"name":"IPv4 Available","type":"integer","jsonPath":".status.availableIPv4"}"#
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IPAddressPoolSpec {

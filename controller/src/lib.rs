@@ -5,5 +5,9 @@
 
 pub mod allocator;
 pub mod config;
+pub mod crd;
+pub mod http;
+pub mod kubernetes;
+pub mod metrics;
 pub mod service;
 pub mod state;
