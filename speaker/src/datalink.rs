@@ -171,8 +171,7 @@ impl InterfaceChannel {
                     return;
                 }
                 self.metrics.ndp.replies.inc();
-                let source = self.interface.link_local.unwrap_or(ns.target);
-                packet::solicited_advertisement(&ns, source, local_mac)
+                packet::solicited_advertisement(&ns, ns.target, local_mac)
             }
         };
         self.send(&reply);
@@ -203,8 +202,7 @@ impl InterfaceChannel {
                 self.metrics.arp.gratuitous.inc_by(2);
             }
             IpAddr::V6(v6) => {
-                let source = self.interface.link_local.unwrap_or(v6);
-                self.send(&packet::unsolicited_advertisement(v6, source, mac));
+                self.send(&packet::unsolicited_advertisement(v6, v6, mac));
                 self.metrics.ndp.gratuitous.inc();
             }
         }

@@ -42,7 +42,7 @@ pub struct InterfaceInfo {
 }
 
 impl InterfaceInfo {
-    /// The IPv6 link-local address, the proper source of neighbor advertisements.
+    /// The IPv6 link-local address (reported in logs: NDP needs IPv6 on the interface).
     pub fn link_local(&self) -> Option<Ipv6Addr> {
         self.addresses.iter().find_map(|a| match a {
             IpAddr::V6(v6) if v6.is_unicast_link_local() => Some(*v6),

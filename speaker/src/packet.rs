@@ -452,7 +452,8 @@ fn neighbor_advertisement(ad: Advertisement) -> Vec<u8> {
 }
 
 /// The solicited answer to `solicitation` (S=1, O=0; see the module docs), sent from
-/// `source_ip`, an address of the receiving interface (its link-local address when it has one).
+/// `source_ip`. The speaker uses the VIP itself, as Linux does when it answers for its own
+/// addresses; some tools (ndisc6) ignore answers for a global target from a link-local source.
 pub fn solicited_advertisement(
     solicitation: &NeighborSolicitation,
     source_ip: Ipv6Addr,

@@ -1,0 +1,477 @@
+#!/usr/bin/env bash
+# swimlb speaker lab: real speakers in network namespaces, checked from a client namespace
+# with the kernel's own ARP/NDP and Debian's arping, ndisc6 and ping.
+#
+# Topology (all namespaces created here, named with a per-run prefix, removed on exit):
+#   <p>-br: bridge br0 with one port per node and one for the client
+#   <p>-n1 … <p>-nK: eth0 192.0.2.<i>/24, 2001:db8:1::<i>/64, MAC 02:00:00:00:01:<i>;
+#                    every VIP on lo (so whichever node owns a VIP answers pings for it);
+#                    arp_ignore=1 so the kernel itself never answers ARP for the VIPs
+#   <p>-cl:          the client, eth0 192.0.2.100/24, 2001:db8:1::100/64
+# Documentation addresses only, no default route, nothing outside the lab namespaces touched.
+#
+# A crashed node is simulated by pulling its cable (its port on the bridge goes down) and
+# kill -9 of its speaker at the same moment: without the first, its kernel would keep answering
+# pings for the VIPs. A drained node gets SIGTERM; its cable is pulled the moment the speaker
+# has exited, so a client still sending to it loses pings.
+#
+# Usage: tests/lab/lab.sh [--full] [--nodes K] [--trials N] [--loss-seconds S]
+#                         [--bin PATH] [--enforce-targets]
+#   default (CI): 5 nodes, 6 kill trials per address family, 4 drain trials, 60 s loss check.
+#   --full: 20 trials of each kind (the figures quoted in the README).
+# Fails on broken behaviour: a VIP resolving to a MAC other than its owner's, a VIP with no or
+# two owners, no failover within the bound, a false failover under loss, a config reload that
+# breaks the speaker. Timing targets are reported; --enforce-targets makes misses fail too.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+
+nodes=5
+trials=6
+drain_trials=4
+loss_seconds=60
+bin=""
+enforce=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --full) trials=20; drain_trials=20; shift ;;
+    --nodes) nodes="$2"; shift 2 ;;
+    --trials) trials="$2"; drain_trials="$2"; shift 2 ;;
+    --loss-seconds) loss_seconds="$2"; shift 2 ;;
+    --bin) bin="$2"; shift 2 ;;
+    --enforce-targets) enforce=1; shift ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+[ "$(id -u)" = 0 ] || { echo "the lab needs root (network namespaces, raw sockets)" >&2; exit 2; }
+for tool in ip arping ndisc6 ping nft curl awk; do
+  command -v "$tool" >/dev/null || { echo "missing $tool (run scripts/setup.sh)" >&2; exit 2; }
+done
+if [ -z "$bin" ]; then
+  (cd "$repo" && cargo build --release -q -p swimlb-speaker)
+  bin="$repo/target/release/swimlb-speaker"
+fi
+
+prefix="swlab$$"
+work="$(mktemp -d /tmp/swimlb-lab.XXXXXX)"
+br="$prefix-br"
+cl="$prefix-cl"
+declare -A pid=()
+ping_pid=""
+grace_ms=1500
+
+cleanup() {
+  local rc=$?
+  set +e
+  [ -n "$ping_pid" ] && kill "$ping_pid" 2>/dev/null
+  for i in "${!pid[@]}"; do kill -9 "${pid[$i]}" 2>/dev/null; done
+  wait 2>/dev/null
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-"); do ip netns del "$ns"; done
+  if [ $rc -ne 0 ] && [ -d "$work" ]; then
+    echo "lab failed; speaker logs (last lines; all kept in $work):" >&2
+    for f in "$work"/n*.log; do echo "--- $f" >&2; tail -n 8 "$f" >&2; done
+  else
+    rm -rf "$work"
+  fi
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "== $*"; }
+node_ns() { echo "$prefix-n$1"; }
+node_mac() { printf '02:00:00:00:01:%02x' "$1"; }
+node_v4() { echo "192.0.2.$1"; }
+in_ns() { local ns="$1"; shift; ip netns exec "$ns" "$@"; }
+now() { echo "$EPOCHREALTIME"; }
+
+# ---------------------------------------------------------------- topology
+v4_vips=(); for i in $(seq 200 219); do v4_vips+=("192.0.2.$i"); done
+v6_vips=(); for i in $(seq 200 209); do v6_vips+=("2001:db8:1::$(printf '%x' "$i")"); done
+
+make_ns() {
+  ip netns add "$1"
+  in_ns "$1" ip link set lo up
+  in_ns "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+}
+
+note "topology: $nodes nodes, prefix $prefix"
+make_ns "$br"
+in_ns "$br" ip link add br0 type bridge
+in_ns "$br" ip link set br0 up
+attach() { # namespace, port name on the bridge, MAC
+  ip -n "$br" link add "$2" type veth peer name eth0 netns "$1"
+  ip -n "$br" link set "$2" master br0 up
+  ip -n "$1" link set eth0 address "$3"
+  in_ns "$1" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
+  ip -n "$1" link set eth0 up
+}
+for i in $(seq 1 "$nodes"); do
+  ns="$(node_ns "$i")"
+  make_ns "$ns"
+  # The kernel must not answer ARP for VIPs held on lo; only the speaker does.
+  in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+  attach "$ns" "p$i" "$(node_mac "$i")"
+  ip -n "$ns" addr add "$(node_v4 "$i")/24" dev eth0
+  ip -n "$ns" addr add "2001:db8:1::$i/64" dev eth0 nodad
+  for v in "${v4_vips[@]}"; do ip -n "$ns" addr add "$v/32" dev lo; done
+  for v in "${v6_vips[@]}"; do ip -n "$ns" addr add "$v/128" dev lo nodad; done
+done
+make_ns "$cl"
+attach "$cl" pc 02:00:00:00:02:64
+ip -n "$cl" addr add 192.0.2.100/24 dev eth0
+ip -n "$cl" addr add 2001:db8:1::100/64 dev eth0 nodad
+
+# ---------------------------------------------------------------- speakers
+printf '0 %s\n' "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >"$work/key"
+
+write_config() { # node index, file with VIP lines
+  local i="$1" vips="$2" peers=""
+  for j in $(seq 1 "$nodes"); do
+    [ "$j" = "$i" ] || peers="$peers$(node_v4 "$j"):7946, "
+  done
+  cat >"$work/n$i.yaml" <<EOF
+node_name: n$i
+gossip:
+  bind: $(node_v4 "$i"):7946
+  peers: [${peers%, }]
+  key_file: $work/key
+  preset: fast
+interfaces: [eth0]
+metrics_address: $(node_v4 "$i"):7472
+drain_grace_ms: $grace_ms
+vips:
+EOF
+  sed 's/^/  - address: /' "$vips" >>"$work/n$i.yaml"
+}
+printf '%s\n' "${v4_vips[@]}" "${v6_vips[@]}" >"$work/vips-lab"
+
+http() { # node index, path
+  in_ns "$(node_ns "$1")" curl -fsS --max-time 2 "http://$(node_v4 "$1"):7472$2"
+}
+
+start_speaker() {
+  local i="$1"
+  ip netns exec "$(node_ns "$i")" "$bin" --config "$work/n$i.yaml" --log info >>"$work/n$i.log" 2>&1 &
+  pid[$i]=$!
+}
+
+wait_ready() { # node index; bounded
+  for _ in $(seq 1 100); do
+    http "$1" /readyz >/dev/null 2>&1 && return 0
+    kill -0 "${pid[$1]}" 2>/dev/null || fail "speaker n$1 exited: $(tail -n 5 "$work/n$1.log")"
+    sleep 0.1
+  done
+  fail "speaker n$1 not ready within 10 s"
+}
+
+for i in $(seq 1 "$nodes"); do write_config "$i" "$work/vips-lab"; start_speaker "$i"; done
+for i in $(seq 1 "$nodes"); do wait_ready "$i"; done
+if [ -n "${LAB_HOLD:-}" ]; then # debugging: keep the lab up for a look from another shell
+  echo "lab up: namespaces $prefix-*, work dir $work; holding for $LAB_HOLD s"
+  sleep "$LAB_HOLD"
+fi
+
+# owners_of VIP → node indexes claiming it (from each speaker's /vips)
+owners_of() {
+  local vip="$1" out=""
+  for i in $(seq 1 "$nodes"); do
+    [ -n "${pid[$i]:-}" ] || continue
+    if http "$i" /vips 2>/dev/null | awk -v v="$vip" '$1 == v { found = 1 } END { exit !found }'; then
+      out="$out $i"
+    fi
+  done
+  echo "$out"
+}
+
+# claims → "VIP node" lines from every running speaker's /vips.
+claims() {
+  for i in $(seq 1 "$nodes"); do
+    [ -n "${pid[$i]:-}" ] || continue
+    http "$i" /vips 2>/dev/null | awk -v n="$i" '{ print $1, n }'
+  done
+}
+
+# Waits until every lab VIP is claimed by exactly one running speaker; bounded.
+wait_single_owners() {
+  local bad=""
+  for _ in $(seq 1 50); do
+    bad="$(claims | awk -v want="${v4_vips[*]} ${v6_vips[*]}" '
+      { count[$1]++; who[$1] = who[$1] " n" $2 }
+      END { n = split(want, w, " "); for (i = 1; i <= n; i++) if (count[w[i]] != 1) { print w[i] " [" who[w[i]] " ]"; exit } }')"
+    [ -z "$bad" ] && return 0
+    sleep 0.1
+  done
+  fail "not exactly one owner after 5 s: $bad"
+}
+
+client_mac_v4() { # VIP → the MACs that answer two broadcast ARP requests, one per line
+  in_ns "$cl" arping -b -c 2 -w 2 -I eth0 "$1" 2>/dev/null |
+    sed -n 's/.*\[\([0-9a-fA-F:]*\)\].*/\1/p' | tr 'A-F' 'a-f' | sort -u || true
+}
+client_mac_v6() {
+  in_ns "$cl" ndisc6 -m -n -r 2 -w 500 "$1" eth0 2>/dev/null |
+    sed -n 's/.*Target link-layer address: *\([0-9A-Fa-f:]*\).*/\1/p' | tr 'A-F' 'a-f' | sort -u || true
+}
+client_neigh() { ip -n "$cl" neigh show "$1" dev eth0 | awk '{for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i + 1)}'; }
+
+# ---------------------------------------------------------------- placement
+note "placement: every VIP resolves to the MAC of exactly its owner"
+wait_single_owners
+declare -A per_node=()
+# Resolve every VIP at once (arping waits a second between its two requests).
+mkdir -p "$work/macs"
+lookups=()
+for vip in "${v4_vips[@]}" "${v6_vips[@]}"; do
+  if [[ "$vip" == *:* ]]; then client_mac_v6 "$vip" >"$work/macs/$vip" &
+  else client_mac_v4 "$vip" >"$work/macs/$vip" & fi
+  lookups+=($!)
+done
+wait "${lookups[@]}"
+for vip in "${v4_vips[@]}" "${v6_vips[@]}"; do
+  owner="$(owners_of "$vip" | tr -d ' ')"
+  per_node[$owner]=$(( ${per_node[$owner]:-0} + 1 ))
+  macs="$(cat "$work/macs/$vip")"
+  [ "$(wc -w <<<"$macs")" = 1 ] || fail "$vip answered by [$(tr '\n' ' ' <<<"$macs")], owner n$owner"
+  [ "$macs" = "$(node_mac "$owner")" ] || fail "$vip resolves to $macs, owner n$owner is $(node_mac "$owner")"
+done
+spread="$(for n in $(seq 1 "$nodes"); do printf 'n%s=%s ' "$n" "${per_node[$n]:-0}"; done)"
+echo "   VIPs per node: $spread"
+[ "${#per_node[@]}" -ge $(( nodes - 1 )) ] || fail "VIPs not spread: $spread"
+# The kernel's own resolution through a ping.
+in_ns "$cl" ping -c 1 -W 1 "${v4_vips[0]}" >/dev/null || fail "ping ${v4_vips[0]}"
+in_ns "$cl" ping -c 1 -W 1 "${v6_vips[0]}" >/dev/null || fail "ping ${v6_vips[0]}"
+o="$(owners_of "${v4_vips[0]}" | tr -d ' ')"
+[ "$(client_neigh "${v4_vips[0]}")" = "$(node_mac "$o")" ] || fail "kernel neighbor entry for ${v4_vips[0]} is not n$o's MAC"
+o="$(owners_of "${v6_vips[0]}" | tr -d ' ')"
+[ "$(client_neigh "${v6_vips[0]}")" = "$(node_mac "$o")" ] || fail "kernel neighbor entry for ${v6_vips[0]} is not n$o's MAC"
+
+# ---------------------------------------------------------------- statistics
+# stats NAME UNIT FILE: prints n, p50, p90, p99, max (nearest rank) of the numbers in FILE.
+stats() {
+  sort -g "$3" | awk -v name="$1" -v unit="$2" '
+    { v[NR] = $1 }
+    function rank(p,   r) { r = int(p * NR / 100); if (r < p * NR / 100) r++; if (r < 1) r = 1; return v[r] }
+    END {
+      if (NR == 0) { printf "   %-34s no samples\n", name; exit }
+      printf "   %-34s n=%-4d p50=%-9s p90=%-9s p99=%-9s max=%s %s\n", name, NR, rank(50), rank(90), rank(99), v[NR], unit
+    }'
+}
+percentile() { sort -g "$2" | awk -v p="$1" '{ v[NR] = $1 } END { r = int(p * NR / 100); if (r < p * NR / 100) r++; if (r < 1) r = 1; print (NR ? v[r] : "nan") }'; }
+misses=0
+target() { # description, value, limit
+  if awk -v v="$2" -v l="$3" 'BEGIN { exit !(v <= l) }'; then
+    echo "   target met:    $1 = $2 (≤ $3)"
+  else
+    echo "   target MISSED: $1 = $2 (> $3)"
+    misses=$((misses + 1))
+  fi
+}
+
+# ---------------------------------------------------------------- ARP reply latency
+note "ARP reply latency (one broadcast request per arping run, 200 runs over 10 VIPs)"
+: >"$work/arp-ms"
+for r in $(seq 0 199); do
+  in_ns "$cl" arping -b -c 1 -w 1 -I eth0 "${v4_vips[$(( r % 10 ))]}" 2>/dev/null |
+    sed -n 's/.*\]  *\([0-9.]*\)ms.*/\1/p' >>"$work/arp-ms" || true
+done
+stats "ARP reply RTT" ms "$work/arp-ms"
+[ -s "$work/arp-ms" ] || fail "no ARP replies measured"
+
+# ---------------------------------------------------------------- reload
+note "reload: a broken file keeps the last good configuration"
+cp "$work/n1.yaml" "$work/n1.good"
+printf '  - address: 192.0.2.300\n' >>"$work/n1.yaml"
+kill -HUP "${pid[1]}"
+sleep 0.5
+kill -0 "${pid[1]}" || fail "n1 died on a bad configuration"
+http 1 /metrics | grep -q '^swimlb_speaker_config_last_reload_successful 0' || fail "bad reload not reported"
+grep -q 'line' "$work/n1.log" || fail "reload error does not name a line"
+cp "$work/n1.good" "$work/n1.yaml"
+kill -HUP "${pid[1]}"
+sleep 0.5
+http 1 /metrics | grep -q '^swimlb_speaker_config_last_reload_successful 1' || fail "good reload not reported"
+wait_single_owners
+
+# ---------------------------------------------------------------- failover helpers
+cable() { ip -n "$br" link set "p$1" "$2"; }
+
+# Brings node $1 back (cable in, fresh speaker) and waits until VIP $2 is back on it and the
+# client's entry shows it (gratuitous announcements from the returning node).
+restore() {
+  local i="$1" vip="$2"
+  cable "$i" up
+  start_speaker "$i"
+  wait_ready "$i"
+  for _ in $(seq 1 100); do
+    [ "$(owners_of "$vip" | tr -d ' ')" = "$i" ] && [ "$(client_neigh "$vip")" = "$(node_mac "$i")" ] && break
+    sleep 0.05
+  done
+  [ "$(owners_of "$vip" | tr -d ' ')" = "$i" ] || fail "$vip did not return to n$i"
+  # Let the gratuitous bursts of this handover finish before the next trial.
+  sleep 1
+}
+
+# The time from $t0 to the first reply to a ping sent after $t0, from `ping -D` output.
+first_reply_after() { # file t0
+  awk -v t0="$2" '
+    /bytes from/ {
+      ts = substr($1, 2, length($1) - 2) + 0
+      rtt = 0; for (i = 1; i <= NF; i++) if ($i ~ /^time=/) { sub("time=", "", $i); rtt = $i / 1000 }
+      if (ts - rtt > t0) { printf "%.0f\n", (ts - t0) * 1000; found = 1; exit }
+    }
+    END { if (!found) print "none" }' "$1"
+}
+
+kill_trial() { # VIP, output file for the failover time in ms
+  local vip="$1" out="$2" family=""
+  [[ "$vip" == *:* ]] && family="-6"
+  local owner; owner="$(owners_of "$vip" | tr -d ' ')"
+  [ -n "$owner" ] || fail "$vip has no owner before the trial"
+  ip netns exec "$cl" ping $family -D -n -i 0.01 -w 8 "$vip" >"$work/ping" 2>&1 &
+  ping_pid=$!
+  sleep 0.5
+  local t0; t0="$(now)"
+  cable "$owner" down
+  kill -9 "${pid[$owner]}"
+  wait "${pid[$owner]}" 2>/dev/null || true
+  unset "pid[$owner]"
+  local ms="none"
+  for _ in $(seq 1 60); do
+    ms="$(first_reply_after "$work/ping" "$t0")"
+    [ "$ms" != none ] && break
+    sleep 0.1
+  done
+  kill "$ping_pid" 2>/dev/null; wait "$ping_pid" 2>/dev/null || true; ping_pid=""
+  [ "$ms" != none ] || fail "no failover for $vip within 6 s after n$owner died"
+  local now_owner; now_owner="$(owners_of "$vip" | tr -d ' ')"
+  [ -n "$now_owner" ] && [ "$now_owner" != "$owner" ] || fail "$vip owners after failover: [$now_owner]"
+  [ "$(client_neigh "$vip")" = "$(node_mac "$now_owner")" ] ||
+    fail "client reaches $vip but its entry is $(client_neigh "$vip"), new owner n$now_owner"
+  echo "$ms" >>"$out"
+  printf '   %-16s n%s -> n%s  %s ms\n' "$vip" "$owner" "$now_owner" "$ms"
+  restore "$owner" "$vip"
+}
+
+drain_trial() { # VIP, output file for lost pings
+  local vip="$1" out="$2" family=""
+  [[ "$vip" == *:* ]] && family="-6"
+  local owner; owner="$(owners_of "$vip" | tr -d ' ')"
+  ip netns exec "$cl" ping $family -n -i 0.01 -w 10 "$vip" >"$work/ping" 2>&1 &
+  ping_pid=$!
+  sleep 0.5
+  kill -TERM "${pid[$owner]}"
+  local gone=0
+  for _ in $(seq 1 80); do
+    kill -0 "${pid[$owner]}" 2>/dev/null || { gone=1; break; }
+    sleep 0.05
+  done
+  [ $gone = 1 ] || fail "n$owner did not exit within 4 s of SIGTERM"
+  cable "$owner" down
+  wait "${pid[$owner]}" 2>/dev/null || true
+  unset "pid[$owner]"
+  sleep 1
+  kill -INT "$ping_pid" 2>/dev/null; wait "$ping_pid" 2>/dev/null || true; ping_pid=""
+  local sent received
+  sent="$(sed -n 's/^\([0-9]*\) packets transmitted.*/\1/p' "$work/ping")"
+  received="$(sed -n 's/.* \([0-9]*\) received.*/\1/p' "$work/ping")"
+  [ -n "$sent" ] && [ -n "$received" ] || fail "cannot read the ping summary: $(tail -n 3 "$work/ping")"
+  local now_owner; now_owner="$(owners_of "$vip" | tr -d ' ')"
+  [ -n "$now_owner" ] || fail "$vip has no owner after n$owner drained"
+  echo $(( sent - received )) >>"$out"
+  printf '   %-16s n%s -> n%s  lost %s of %s\n' "$vip" "$owner" "$now_owner" $(( sent - received )) "$sent"
+  restore "$owner" "$vip"
+}
+
+# ---------------------------------------------------------------- kill -9
+note "kill -9 of the owner (cable pulled at the same moment), IPv4, $trials trials"
+: >"$work/kill-v4"
+for t in $(seq 0 $(( trials - 1 ))); do kill_trial "${v4_vips[$(( t % ${#v4_vips[@]} ))]}" "$work/kill-v4"; done
+note "kill -9 of the owner, IPv6, $trials trials"
+: >"$work/kill-v6"
+for t in $(seq 0 $(( trials - 1 ))); do kill_trial "${v6_vips[$(( t % ${#v6_vips[@]} ))]}" "$work/kill-v6"; done
+
+# ---------------------------------------------------------------- drain
+v4_drains=$(( (drain_trials + 1) / 2 )); v6_drains=$(( drain_trials - v4_drains ))
+note "SIGTERM drain, pings every 10 ms: $v4_drains IPv4 and $v6_drains IPv6 trials"
+: >"$work/drain"
+for t in $(seq 1 "$v4_drains"); do drain_trial "${v4_vips[$(( (t * 3) % ${#v4_vips[@]} ))]}" "$work/drain"; done
+for t in $(seq 1 "$v6_drains"); do drain_trial "${v6_vips[$(( (t * 3) % ${#v6_vips[@]} ))]}" "$work/drain"; done
+
+# ---------------------------------------------------------------- loss
+changes() { # sum of ownership changes over every node
+  local total=0 n
+  for i in $(seq 1 "$nodes"); do
+    n="$(http "$i" /metrics | awk '/^swimlb_speaker_ownership_changes_total/ { s += $2 } END { print s + 0 }')"
+    total=$(( total + n ))
+  done
+  echo "$total"
+}
+note "1 % random loss at every node (nftables numgen) for $loss_seconds s: no false failover"
+for i in $(seq 1 "$nodes"); do
+  in_ns "$(node_ns "$i")" nft -f - <<'EOF'
+table inet swimlb_lab_loss {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    numgen random mod 100 == 0 drop
+  }
+}
+EOF
+done
+before="$(changes)"
+sleep "$loss_seconds"
+after="$(changes)"
+for i in $(seq 1 "$nodes"); do in_ns "$(node_ns "$i")" nft delete table inet swimlb_lab_loss; done
+echo "   ownership changes during loss: $(( after - before ))"
+[ "$after" = "$before" ] || fail "false failover under 1 % loss: $(( after - before )) ownership changes"
+wait_single_owners
+
+# ---------------------------------------------------------------- 1,000 VIPs
+note "1,000 VIPs (SIGHUP reload): single owners and speaker RSS"
+{
+  for i in $(seq 1 254); do echo "198.51.100.$i"; done
+  for i in $(seq 1 254); do echo "203.0.113.$i"; done
+  for i in $(seq 1 492); do printf '2001:db8:2::%x\n' "$i"; done
+} >"$work/vips-1000"
+for i in $(seq 1 "$nodes"); do write_config "$i" "$work/vips-1000"; kill -HUP "${pid[$i]}"; done
+total=0
+for _ in $(seq 1 50); do
+  total=0
+  for i in $(seq 1 "$nodes"); do
+    n="$(http "$i" /vips | wc -l)"
+    total=$(( total + n ))
+  done
+  [ "$total" = 1000 ] && break
+  sleep 0.1
+done
+[ "$total" = 1000 ] || fail "1,000 VIPs: $total claims over all nodes"
+dups="$(for i in $(seq 1 "$nodes"); do http "$i" /vips | awk '{print $1}'; done | sort | uniq -d | wc -l)"
+[ "$dups" = 0 ] || fail "$dups VIPs claimed twice"
+sleep 5 # let the bursts finish
+rss_max=0
+for i in $(seq 1 "$nodes"); do
+  rss="$(awk '/^VmRSS/ {print $2}' "/proc/${pid[$i]}/status")"
+  [ "$rss" -gt "$rss_max" ] && rss_max="$rss"
+done
+rss_mib="$(awk -v k="$rss_max" 'BEGIN { printf "%.1f", k / 1024 }')"
+
+# ---------------------------------------------------------------- report
+echo
+echo "== report ($nodes nodes, fast preset)"
+stats "kill -9 failover, IPv4" ms "$work/kill-v4"
+stats "kill -9 failover, IPv6" ms "$work/kill-v6"
+cat "$work/kill-v4" "$work/kill-v6" >"$work/kill-all"
+stats "kill -9 failover, both" ms "$work/kill-all"
+stats "drain: lost pings at 10 ms" pings "$work/drain"
+stats "ARP reply RTT" ms "$work/arp-ms"
+echo "   speaker RSS with 1,000 VIPs: max $rss_mib MiB over $nodes speakers"
+echo "   VIPs per node (30 lab VIPs): $spread"
+target "kill -9 failover p50 (ms)" "$(percentile 50 "$work/kill-all")" 500
+target "kill -9 failover p99 (ms)" "$(percentile 99 "$work/kill-all")" 1000
+target "drain lost pings (max)" "$(percentile 100 "$work/drain")" 1
+target "ARP reply RTT p99 (ms)" "$(percentile 99 "$work/arp-ms")" 1
+target "speaker RSS, 1,000 VIPs (MiB)" "$rss_mib" 30
+if [ "$misses" -gt 0 ] && [ "$enforce" = 1 ]; then fail "$misses timing targets missed"; fi
+echo "lab passed"
