@@ -54,7 +54,12 @@ pids+=($!)
 
 openssl genrsa -out "$work/service-account.key" 2048 2>/dev/null
 token=$(openssl rand -hex 24)
-echo "$token,admin,admin-uid,system:masters" >"$work/tokens.csv"
+# The controller runs as its own user, limited by deploy/controller/rbac.yaml.
+controller_token=$(openssl rand -hex 24)
+{
+  echo "$token,admin,admin-uid,system:masters"
+  echo "$controller_token,swimlb-e2e-controller,swimlb-e2e-controller-uid"
+} >"$work/tokens.csv"
 
 "$apiserver" \
   --etcd-servers "http://127.0.0.1:$etcd_client" \
@@ -63,7 +68,7 @@ echo "$token,admin,admin-uid,system:masters" >"$work/tokens.csv"
   --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$work/service-account.key" \
   --service-account-signing-key-file "$work/service-account.key" \
-  --token-auth-file "$work/tokens.csv" \
+  --token-auth-file "$work/tokens.csv" --authorization-mode RBAC \
   --service-cluster-ip-range 10.96.0.0/16 --endpoint-reconciler-type none \
   >"$work/apiserver.log" 2>&1 &
 pids+=($!)
@@ -81,8 +86,8 @@ done
 [ -n "$ready" ] || { echo "kube-apiserver did not become ready" >&2; exit 1; }
 echo "== kube-apiserver ready in $(($(date +%s) - start)) s on 127.0.0.1:$apiserver_port"
 
-export KUBECONFIG="$work/kubeconfig"
-cat >"$KUBECONFIG" <<EOF
+write_kubeconfig() {
+  cat >"$1" <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -91,17 +96,26 @@ clusters:
     server: https://127.0.0.1:$apiserver_port
     insecure-skip-tls-verify: true
 users:
-- name: admin
+- name: user
   user:
-    token: $token
+    token: $2
 contexts:
 - name: e2e
-  context: {cluster: e2e, user: admin}
+  context: {cluster: e2e, user: user}
 current-context: e2e
 EOF
+}
+export KUBECONFIG="$work/kubeconfig"
+write_kubeconfig "$KUBECONFIG" "$token"
+export SWIMLB_E2E_CONTROLLER_KUBECONFIG="$work/controller-kubeconfig"
+write_kubeconfig "$SWIMLB_E2E_CONTROLLER_KUBECONFIG" "$controller_token"
 
 kubectl apply -f deploy/crds/ >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/ipaddresspools.swimlb.io >/dev/null
+kubectl apply -f deploy/controller/namespace.yaml -f deploy/controller/rbac.yaml >/dev/null
+# Each test binds swimlb-controller-config in its own configuration namespace.
+kubectl create clusterrolebinding swimlb-e2e-controller --clusterrole swimlb-controller \
+  --user swimlb-e2e-controller >/dev/null
 
 tests_start=$(date +%s)
 cargo test -p swimlb-controller --test e2e -- --ignored --test-threads=1 --nocapture "$@"

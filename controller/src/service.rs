@@ -93,8 +93,8 @@ pub enum TrafficPolicy {
 pub struct Sharing {
     /// The `allow-shared-ip` key; `None` means no sharing.
     pub key: Option<String>,
-    /// (protocol, port) pairs the Service listens on.
-    pub ports: BTreeSet<(String, i32)>,
+    /// (protocol, port) pairs the Service listens on, sorted, without duplicates.
+    pub ports: Vec<(String, i32)>,
     pub traffic_policy: TrafficPolicy,
 }
 
@@ -148,7 +148,7 @@ impl ServiceRequest {
             requested_pool: None,
             sharing: Sharing {
                 key: None,
-                ports: BTreeSet::from([("TCP".to_owned(), 80)]),
+                ports: vec![("TCP".to_owned(), 80)],
                 traffic_policy: TrafficPolicy::Cluster,
             },
             families: FamilyRequest::single(Family::V4),
@@ -187,6 +187,8 @@ impl ServiceRequest {
                     p.port,
                 )
             })
+            .collect::<BTreeSet<_>>()
+            .into_iter()
             .collect();
         let traffic_policy = if spec.external_traffic_policy.as_deref() == Some("Local") {
             TrafficPolicy::Local {

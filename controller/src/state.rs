@@ -146,7 +146,9 @@ pub struct AllocationState {
     /// One allocator per valid pool.
     allocators: BTreeMap<String, PoolAllocator>,
     /// Every held address and the Services holding it (more than one only when shared).
-    holders: BTreeMap<IpAddr, BTreeSet<ServiceKey>>,
+    /// A sorted `Vec`, not a set: almost every address has one holder, and a one-element
+    /// B-tree costs a whole node.
+    holders: BTreeMap<IpAddr, Vec<ServiceKey>>,
     services: BTreeMap<ServiceKey, Holding>,
     /// Services by sharing key, to find addresses to share.
     by_sharing_key: BTreeMap<String, BTreeSet<ServiceKey>>,
@@ -171,9 +173,10 @@ fn sharing_conflict(ours: &Sharing, theirs: &Sharing) -> Option<SharingConflict>
         }
         _ => return Some(SharingConflict::TrafficPolicy),
     }
+    // Both port lists are sorted and short.
     ours.ports
-        .intersection(&theirs.ports)
-        .next()
+        .iter()
+        .find(|p| theirs.ports.binary_search(p).is_ok())
         .map(|(protocol, port)| SharingConflict::Port {
             protocol: protocol.clone(),
             port: *port,
@@ -275,7 +278,7 @@ impl AllocationState {
         for ip in holding.ips {
             let now_free = match self.holders.get_mut(&ip) {
                 Some(keys) => {
-                    keys.remove(key);
+                    keys.retain(|k| k != key);
                     keys.is_empty()
                 }
                 None => false,
@@ -323,7 +326,9 @@ impl AllocationState {
         for &ip in ips {
             let keys = self.holders.entry(ip).or_default();
             let first_holder = keys.is_empty();
-            keys.insert(key.clone());
+            if let Err(at) = keys.binary_search(key) {
+                keys.insert(at, key.clone());
+            }
             if first_holder && let Some(allocator) = self.allocator_containing_mut(ip) {
                 allocator.mark_used(ip);
             }

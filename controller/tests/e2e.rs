@@ -113,7 +113,12 @@ impl Controller {
     fn start(config_namespace: &str, lease: &str, log_dir: &tempfile::TempDir, tag: &str) -> Self {
         let log = log_dir.path().join(format!("controller-{tag}.log"));
         let file = File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_swimlb-controller"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_swimlb-controller"));
+        // Run as the RBAC-limited user of deploy/controller/rbac.yaml when the script set one up.
+        if let Ok(kubeconfig) = std::env::var("SWIMLB_E2E_CONTROLLER_KUBECONFIG") {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        let child = command
             .args([
                 "--namespace",
                 config_namespace,
@@ -189,6 +194,15 @@ impl Fixture {
         let namespace = unique(name);
         kubectl(&["create", "namespace", &config_namespace]);
         kubectl(&["create", "namespace", &namespace]);
+        kubectl(&[
+            "create",
+            "rolebinding",
+            "swimlb-controller-config",
+            "--clusterrole=swimlb-controller-config",
+            "--user=swimlb-e2e-controller",
+            "-n",
+            &config_namespace,
+        ]);
         Self {
             name,
             config_namespace,
@@ -439,6 +453,31 @@ fn pending_service_is_served_when_the_cause_goes_away() {
     f.wait_event(&f.namespace, "fourth", "AllocationFailed", "no free IPv4");
     f.legacy_config(&["198.51.100.10-198.51.100.12"]);
     assert_eq!(f.wait_ingress("fourth"), "198.51.100.12");
+
+    // A Service that stops being a LoadBalancer gives its address back.
+    kubectl(&[
+        "patch",
+        "svc",
+        "early",
+        "-n",
+        &f.namespace,
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/type","value":"ClusterIP"},
+            {"op":"remove","path":"/spec/ports/0/nodePort"},
+            {"op":"remove","path":"/spec/externalTrafficPolicy"}]"#,
+    ]);
+    wait_for("early's address to be cleared", WAIT, || {
+        f.ingress("early").is_empty().then_some(())
+    });
+    f.wait_event(
+        &f.namespace,
+        "early",
+        "ClearAssignment",
+        "no longer of type LoadBalancer",
+    );
+    f.expose("fifth");
+    assert_eq!(f.wait_ingress("fifth"), "198.51.100.10");
 }
 
 fn pool_status(f: &Fixture, pool: &str, path: &str) -> String {

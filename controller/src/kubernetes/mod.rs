@@ -817,3 +817,51 @@ impl Reconciler {
             .set(i64::try_from(self.pending.len()).unwrap_or(i64::MAX));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::ObjectMeta;
+
+    fn config_map(name: &str) -> ConfigMap {
+        ConfigMap {
+            metadata: ObjectMeta {
+                namespace: Some("ns".to_owned()),
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn key(name: &str) -> (String, String) {
+        ("ns".to_owned(), name.to_owned())
+    }
+
+    #[test]
+    fn relist_reports_objects_deleted_while_disconnected() {
+        let mut store: Store<ConfigMap> = Store::new();
+        assert!(store.apply(WatchEvent::Init).is_empty());
+        assert_eq!(
+            store.apply(WatchEvent::InitApply(config_map("a"))),
+            vec![key("a")]
+        );
+        store.apply(WatchEvent::InitApply(config_map("b")));
+        assert!(!store.synced);
+        assert!(store.apply(WatchEvent::InitDone).is_empty());
+        assert!(store.synced);
+        // A new watch after a disconnect lists only "b": "a" is gone.
+        store.apply(WatchEvent::Init);
+        store.apply(WatchEvent::InitApply(config_map("b")));
+        assert_eq!(store.apply(WatchEvent::InitDone), vec![key("a")]);
+        assert_eq!(
+            store.objects.keys().cloned().collect::<Vec<_>>(),
+            vec![key("b")]
+        );
+        assert_eq!(
+            store.apply(WatchEvent::Delete(config_map("b"))),
+            vec![key("b")]
+        );
+        assert!(store.objects.is_empty());
+    }
+}

@@ -260,7 +260,12 @@ fn request_errors_leave_the_service_pending() {
 fn sharing(key: &str, ports: &[i32]) -> Sharing {
     Sharing {
         key: Some(key.to_owned()),
-        ports: ports.iter().map(|p| ("TCP".to_owned(), *p)).collect(),
+        ports: ports
+            .iter()
+            .map(|p| ("TCP".to_owned(), *p))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         traffic_policy: TrafficPolicy::Cluster,
     }
 }
