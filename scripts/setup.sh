@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use. Idempotent: a machine that has them skips apt.
 set -euo pipefail
-packages=(iproute2 iputils-ping iputils-arping ndisc6 nftables etcd-server rsync openssl curl make)
+packages=(iproute2 iputils-ping iputils-arping ndisc6 nftables etcd-server rsync openssl curl make tcpdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

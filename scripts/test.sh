@@ -13,4 +13,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== speaker lab (network namespaces)"; tests/lab/lab.sh
 scripts/e2e-controller.sh
