@@ -171,7 +171,7 @@ fn report_memory() {
 
 fn bench(c: &mut Criterion) {
     let requests = requests();
-    let mut group = c.benchmark_group("allocate_10000_from_slash16");
+    let mut group = c.benchmark_group("allocate_10000_from_65536_addresses");
     group.sample_size(10);
     group.bench_function("interval_set_allocator", |b| {
         b.iter(fill_interval_allocator)

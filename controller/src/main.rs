@@ -147,11 +147,14 @@ async fn main() -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     {
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            info!("shutting down");
-            shutdown.cancel();
-        });
+        tokio::spawn(
+            async move {
+                shutdown_signal().await;
+                info!("shutting down");
+                shutdown.cancel();
+            }
+            .instrument(info_span!("signals")),
+        );
     }
 
     if !args.leader_elect {

@@ -73,6 +73,20 @@ fn apply(namespace: &str, manifest: &str) {
     kubectl_with_input(&["apply", "-n", namespace, "-f", "-"], Some(manifest));
 }
 
+/// A plain HTTP/1.0 GET; the body, or `None` on any failure.
+fn http_get(address: &str, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.0 200")
+        .then(|| body.to_owned())
+        .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_owned()))
+}
+
 /// Polls `probe` every 200 ms until it returns `Some`, for at most `limit`.
 fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -156,6 +170,16 @@ impl Controller {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The address of /metrics, /healthz and /readyz, from the start-up log line.
+    fn http_address(&self) -> String {
+        wait_for("the controller's HTTP address in its log", WAIT, || {
+            let text = std::fs::read_to_string(&self.log).ok()?;
+            let line = text.lines().find(|l| l.contains("serving /metrics"))?;
+            let (_, address) = line.split_once("address=")?;
+            Some(address.trim().to_owned())
+        })
     }
 
     fn log_tail(&self) -> String {
@@ -391,6 +415,18 @@ fn legacy_configmap_pool_serves_30_then_31_survives_restart_and_reuses() {
         "default"
     );
     f.wait_event(&f.namespace, "web2", "IPAllocated", "192.0.2.31");
+    let http = controller.http_address();
+    assert_eq!(http_get(&http, "/healthz").as_deref(), Some("ok"));
+    assert_eq!(http_get(&http, "/readyz").as_deref(), Some("ok"));
+    let metrics = http_get(&http, "/metrics").expect("metrics");
+    for line in [
+        "swimlb_controller_pool_addresses{pool=\"default\",family=\"IPv4\"} 20.0",
+        "swimlb_controller_pool_addresses_in_use{pool=\"default\",family=\"IPv4\"} 2.0",
+        "swimlb_controller_services_assigned 2",
+        "swimlb_controller_is_leader 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
 
     // Restart mid-way; a Service created while no controller runs sorts after the held ones.
     controller.stop();
