@@ -348,10 +348,18 @@ impl Fixture {
             .iter()
             .map(|a| format!("      - {a}\n"))
             .collect::<String>();
+        self.raw_legacy_config(&format!(
+            "address-pools:\n- name: default\n  protocol: layer2\n  addresses:\n{list}"
+        ));
+    }
+
+    /// Applies the ConfigMap with `document` as its `config` key.
+    fn raw_legacy_config(&self, document: &str) {
+        let indented: String = document.lines().map(|l| format!("    {l}\n")).collect();
         apply(
             &self.config_namespace,
             &format!(
-                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config\ndata:\n  config: |\n    address-pools:\n    - name: default\n      protocol: layer2\n      addresses:\n{list}"
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config\ndata:\n  config: |\n{indented}"
             ),
         );
     }
@@ -441,6 +449,23 @@ fn legacy_configmap_pool_serves_30_then_31_survives_restart_and_reuses() {
     f.expose("web4");
     assert_eq!(f.wait_ingress("web4"), "192.0.2.30");
     assert_eq!(f.external_ip_column("web4"), "192.0.2.30");
+
+    // A pool with an unsupported protocol is reported on the ConfigMap, naming the protocol;
+    // the valid pool keeps serving.
+    f.raw_legacy_config(
+        "address-pools:\n- name: default\n  protocol: layer2\n  addresses: [192.0.2.30-192.0.2.49]\n- name: routed\n  protocol: bgp\n  addresses: [198.51.100.0/24]\n",
+    );
+    f.wait_event(&f.config_namespace, "config", "InvalidPool", "\"bgp\"");
+    // A document that no longer parses keeps the pools it last had.
+    f.raw_legacy_config("address-pools: [broken\n");
+    f.wait_event(
+        &f.config_namespace,
+        "config",
+        "InvalidConfig",
+        "not valid YAML",
+    );
+    f.expose("web5");
+    assert_eq!(f.wait_ingress("web5"), "192.0.2.33");
     controller.stop();
 }
 
