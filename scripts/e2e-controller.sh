@@ -69,7 +69,8 @@ controller_token=$(openssl rand -hex 24)
   --service-account-key-file "$work/service-account.key" \
   --service-account-signing-key-file "$work/service-account.key" \
   --token-auth-file "$work/tokens.csv" --authorization-mode RBAC \
-  --service-cluster-ip-range 10.96.0.0/16 --endpoint-reconciler-type none \
+  --service-cluster-ip-range 10.96.0.0/16,2001:db8:96::/112 --feature-gates IPv6DualStack=true \
+  --endpoint-reconciler-type none \
   >"$work/apiserver.log" 2>&1 &
 pids+=($!)
 

@@ -770,3 +770,34 @@ fn two_replicas_elect_one_leader_and_hand_over() {
     assert_eq!(f.ingress("two"), "192.0.2.201");
     b.stop();
 }
+
+#[test]
+#[ignore = "needs a kube-apiserver: scripts/e2e-controller.sh"]
+fn dual_stack_services_get_one_address_per_family() {
+    let f = Fixture::new("dualstack");
+    f.pool("dual", &["203.0.113.200-203.0.113.210", "2001:db8:1::/120"]);
+    let _controller = f.controller("only");
+    let service = |name: &str, policy: &str, families: &str| {
+        apply(
+            &f.namespace,
+            &format!(
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: LoadBalancer\n  ipFamilyPolicy: {policy}\n  ipFamilies: [{families}]\n  selector: {{app: {name}}}\n  ports:\n  - port: 80\n"
+            ),
+        );
+    };
+    service("both", "RequireDualStack", "IPv6, IPv4");
+    assert_eq!(f.wait_ingress("both"), "2001:db8:1::,203.0.113.200");
+    assert_eq!(f.external_ip_column("both"), "2001:db8:1::,203.0.113.200");
+    service("v6", "SingleStack", "IPv6");
+    assert_eq!(f.wait_ingress("v6"), "2001:db8:1::1");
+    service("prefer", "PreferDualStack", "IPv4");
+    assert_eq!(f.wait_ingress("prefer"), "203.0.113.201,2001:db8:1::2");
+    wait_for("pool status counts both families", WAIT, || {
+        (pool_status(
+            &f,
+            "dual",
+            "{.status.assignedIPv4}/{.status.assignedIPv6}/{.status.availableIPv6}",
+        ) == "2/3/253")
+            .then_some(())
+    });
+}
