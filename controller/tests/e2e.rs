@@ -182,6 +182,12 @@ impl Controller {
         })
     }
 
+    /// Kills the process with SIGKILL: no chance to release the Lease.
+    fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -768,7 +774,25 @@ fn two_replicas_elect_one_leader_and_hand_over() {
     assert_eq!(f.wait_ingress("three"), "192.0.2.202");
     assert_eq!(f.ingress("one"), "192.0.2.200");
     assert_eq!(f.ingress("two"), "192.0.2.201");
-    b.stop();
+
+    // A leader that crashes cannot release the Lease: the standby waits for it to expire
+    // (6 s here), then takes over.
+    let c = f.controller("replica-c");
+    std::thread::sleep(Duration::from_secs(1));
+    b.crash();
+    let crashed = Instant::now();
+    wait_for("replica-c to take over an expired Lease", WAIT, || {
+        (lease_holder(&f.config_namespace)? == "replica-c").then_some(())
+    });
+    assert!(
+        crashed.elapsed() >= Duration::from_secs(3),
+        "the Lease must not move long before it expires ({:?})",
+        crashed.elapsed()
+    );
+    f.expose("four");
+    assert_eq!(f.wait_ingress("four"), "192.0.2.203");
+    assert_eq!(f.ingress("three"), "192.0.2.202");
+    c.stop();
 }
 
 #[test]
