@@ -51,8 +51,6 @@ pub struct Settings {
 pub enum RunError {
     #[error("a watch stream ended")]
     WatchEnded,
-    #[error("probing for the IPAddressPool resource failed: {0}")]
-    Probe(#[source] kube::Error),
 }
 
 enum Input {
@@ -221,14 +219,24 @@ impl Reconciler {
     ) -> Result<(), RunError> {
         let namespace = self.settings.config_namespace.clone();
         let pool_api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &namespace);
-        match pool_api.list(&ListParams::default().limit(1)).await {
-            Ok(_) => {}
-            Err(kube::Error::Api(status)) if status.code == 404 => {
-                warn!("the IPAddressPool resource is not installed; using the ConfigMap only");
-                self.pools_installed = false;
-                self.pools.synced = true;
+        // Whether the CRD is installed decides which watches to run; retry until the API answers.
+        loop {
+            match pool_api.list(&ListParams::default().limit(1)).await {
+                Ok(_) => break,
+                Err(kube::Error::Api(status)) if status.code == 404 => {
+                    warn!("the IPAddressPool resource is not installed; using the ConfigMap only");
+                    self.pools_installed = false;
+                    self.pools.synced = true;
+                    break;
+                }
+                Err(e) => {
+                    warn!(error = %e, "probing for the IPAddressPool resource failed; retrying")
+                }
             }
-            Err(e) => return Err(RunError::Probe(e)),
+            tokio::select! {
+                () = cancel.cancelled() => return Ok(()),
+                () = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            }
         }
 
         let mut inputs: SelectAll<BoxStream<'static, Input>> = SelectAll::new();
