@@ -825,3 +825,28 @@ fn dual_stack_services_get_one_address_per_family() {
             .then_some(())
     });
 }
+
+#[test]
+#[ignore = "needs a kube-apiserver: scripts/e2e-controller.sh"]
+fn service_allocation_prefers_matching_pools_by_namespace_labels() {
+    let f = Fixture::new("selectors");
+    f.pool("open", &["198.51.100.100-198.51.100.109"]);
+    apply(
+        &f.config_namespace,
+        "apiVersion: swimlb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: team-a\nspec:\n  addresses: [198.51.100.120-198.51.100.121]\n  serviceAllocation:\n    priority: 1\n    namespaceSelectors:\n    - matchLabels: {team: a}\n",
+    );
+    let _controller = f.controller("only");
+    // The namespace does not match yet: the open pool serves.
+    f.expose("before");
+    assert_eq!(f.wait_ingress("before"), "198.51.100.100");
+    kubectl(&["label", "namespace", &f.namespace, "team=a"]);
+    // Labels arrive through the Namespace watch; new Services now get the team's pool first.
+    let after = wait_for("a Service served from the team pool", WAIT, || {
+        let name = unique("after");
+        f.expose(&name);
+        let ip = f.wait_ingress(&name);
+        (ip.starts_with("198.51.100.12")).then_some(ip)
+    });
+    assert_eq!(after, "198.51.100.120");
+    assert_eq!(f.ingress("before"), "198.51.100.100");
+}
