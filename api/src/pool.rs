@@ -23,6 +23,7 @@ pub const POOL_CONDITION_VALID: &str = "Valid";
     printcolumn = r#"{"name":"Addresses","type":"string","jsonPath":".spec.addresses"}"#,
     printcolumn = r#"{"name":"Auto Assign","type":"boolean","jsonPath":".spec.autoAssign"}"#,
     printcolumn = r#"{"name":"Valid","type":"string","jsonPath":".status.conditions[?(@.type==\"Valid\")].status"}"#,
+    printcolumn = r#"{"name":"IPv4 Total","type":"integer","jsonPath":".status.totalIPv4"}"#,
     printcolumn = r#"{"name":"IPv4 In Use","type":"integer","jsonPath":".status.assignedIPv4"}"#,
     printcolumn = r#"{"name":"IPv4 Available","type":"integer","jsonPath":".status.availableIPv4"}"#
 )]
@@ -69,6 +70,12 @@ pub struct ServiceAllocation {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct IPAddressPoolStatus {
+    /// IPv4 addresses in this pool's ranges (less avoided ones).
+    #[serde(rename = "totalIPv4", default)]
+    pub total_ipv4: u64,
+    /// IPv6 addresses in this pool's ranges (saturates at the largest 64-bit value).
+    #[serde(rename = "totalIPv6", default)]
+    pub total_ipv6: u64,
     /// IPv4 addresses of this pool held by at least one Service.
     #[serde(rename = "assignedIPv4", default)]
     pub assigned_ipv4: u64,

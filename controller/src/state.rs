@@ -132,6 +132,8 @@ struct Holding {
 /// Addresses in use and free per pool, for status and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PoolUsage {
+    pub total_v4: u128,
+    pub total_v6: u128,
     pub in_use_v4: u128,
     pub available_v4: u128,
     pub in_use_v6: u128,
@@ -594,13 +596,15 @@ impl AllocationState {
         })
     }
 
-    /// Addresses in use and free in a pool. Invalid pools offer nothing; their in-use count is
-    /// what Services still hold inside their ranges.
+    /// Addresses in total, in use and free in a pool. Invalid pools offer nothing; their total
+    /// counts the ranges that parsed, their in-use count what Services still hold there.
     pub fn usage(&self, pool: &Pool) -> PoolUsage {
         if pool.is_valid()
             && let Some(allocator) = self.allocators.get(&pool.name)
         {
             return PoolUsage {
+                total_v4: allocator.size(Family::V4),
+                total_v6: allocator.size(Family::V6),
                 in_use_v4: allocator.in_use(Family::V4),
                 available_v4: allocator.available(Family::V4),
                 in_use_v6: allocator.in_use(Family::V6),
@@ -608,6 +612,13 @@ impl AllocationState {
             };
         }
         let mut usage = PoolUsage::default();
+        for (_, range) in &pool.ranges {
+            let total = match range.family() {
+                Family::V4 => &mut usage.total_v4,
+                Family::V6 => &mut usage.total_v6,
+            };
+            *total = total.saturating_add(range.len());
+        }
         for ip in self.holders.keys().filter(|&&ip| pool.contains(ip)) {
             match Family::of(*ip) {
                 Family::V4 => usage.in_use_v4 += 1,

@@ -576,7 +576,11 @@ fn crd_pool_serves_survives_restart_reports_errors_and_reuses() {
         "main"
     );
     wait_for("pool status counts two in use", WAIT, || {
-        (pool_status(&f, "main", "{.status.assignedIPv4}/{.status.availableIPv4}") == "2/18")
+        (pool_status(
+            &f,
+            "main",
+            "{.status.totalIPv4}/{.status.assignedIPv4}/{.status.availableIPv4}",
+        ) == "20/2/18")
             .then_some(())
     });
     assert_eq!(

@@ -749,6 +749,8 @@ impl Reconciler {
                 _ => Time(Timestamp::now()),
             };
             let desired = IPAddressPoolStatus {
+                total_ipv4: saturate(usage.total_v4),
+                total_ipv6: saturate(usage.total_v6),
                 assigned_ipv4: saturate(usage.in_use_v4),
                 available_ipv4: saturate(usage.available_v4),
                 assigned_ipv6: saturate(usage.in_use_v6),
@@ -792,9 +794,9 @@ impl Reconciler {
         metrics.pool_valid.clear();
         for pool in self.state.pools().iter() {
             let usage = self.state.usage(pool);
-            for (family, in_use, available) in [
-                (Family::V4, usage.in_use_v4, usage.available_v4),
-                (Family::V6, usage.in_use_v6, usage.available_v6),
+            for (family, total, in_use) in [
+                (Family::V4, usage.total_v4, usage.in_use_v4),
+                (Family::V6, usage.total_v6, usage.in_use_v6),
             ] {
                 let labels = PoolLabels {
                     pool: pool.name.clone(),
@@ -804,7 +806,7 @@ impl Reconciler {
                 metrics
                     .pool_addresses
                     .get_or_create(&labels)
-                    .set((in_use + available) as f64);
+                    .set(total as f64);
                 metrics
                     .pool_addresses_in_use
                     .get_or_create(&labels)

@@ -485,6 +485,7 @@ fn invalid_or_removed_pool_takes_nothing_away() {
     let usage = state.usage(state.pools().get("default").expect("pool"));
     assert_eq!(usage.in_use_v4, 1);
     assert_eq!(usage.available_v4, 0);
+    assert_eq!(usage.total_v4, 28);
     // The pool goes away entirely: still kept.
     state.set_pools(PoolSet::default());
     assert_eq!(assigned(&state.reconcile(&a)), vec![ip("192.0.2.30")]);
