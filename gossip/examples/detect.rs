@@ -29,7 +29,10 @@ async fn start(name: String, peers: Vec<std::net::SocketAddr>, preset: Preset) -
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let preset: Preset = args.first().map_or(Ok(Preset::Fast), |p| p.parse()).expect("preset");
+    let preset: Preset = args
+        .first()
+        .map_or(Ok(Preset::Fast), |p| p.parse())
+        .expect("preset");
     let members: usize = args.get(1).map_or(5, |n| n.parse().expect("members"));
     let trials: usize = args.get(2).map_or(10, |n| n.parse().expect("trials"));
 
@@ -41,7 +44,8 @@ async fn main() {
         for i in 1..members {
             cluster.push(start(format!("t{trial}-m{i}"), seed.clone(), preset).await);
         }
-        let everyone: BTreeSet<String> = cluster.iter().map(|m| m.identity().name.clone()).collect();
+        let everyone: BTreeSet<String> =
+            cluster.iter().map(|m| m.identity().name.clone()).collect();
         for member in &cluster {
             let mut live = member.live_members();
             timeout(Duration::from_secs(30), live.wait_for(|s| *s == everyone))
@@ -56,10 +60,13 @@ async fn main() {
         let mut slowest = Duration::ZERO;
         for member in &cluster {
             let mut live = member.live_members();
-            timeout(Duration::from_secs(60), live.wait_for(|s| !s.contains(&victim_name)))
-                .await
-                .expect("crash detected")
-                .expect("driver running");
+            timeout(
+                Duration::from_secs(60),
+                live.wait_for(|s| !s.contains(&victim_name)),
+            )
+            .await
+            .expect("crash detected")
+            .expect("driver running");
             slowest = slowest.max(crashed_at.elapsed());
         }
         println!("trial {trial}: every member saw the crash after {slowest:?}");
