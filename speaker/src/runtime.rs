@@ -4,10 +4,7 @@
 //! announcement timer, SIGHUP (reload) and SIGTERM/SIGINT (drain). Interface threads only read
 //! the shared owned set.
 //!
-//! Start-up hold: a speaker that has just started knows no other member yet and would compute
-//! itself the owner of every VIP. It therefore announces nothing until it has met another
-//! member and [`SETTLE`] has passed (time to receive the member list), or [`JOIN_TIMEOUT`]
-//! has passed (it may be alone), or it has no peers to join.
+//! A starting speaker announces nothing during the start-up hold ([`crate::startup`]).
 //!
 //! Drain (SIGTERM): leave the gossip cluster first, so successors learn at once and announce;
 //! keep answering requests, but send no more gratuitous rounds, for `drain_grace`; then stop.
@@ -19,6 +16,7 @@ use crate::http::{self, Holding, Status};
 use crate::interfaces::{self, Selection, SelectionError};
 use crate::metrics::{ChangeLabel, IpLabel, Metrics, ResultLabel, StateLabel};
 use crate::ownership::{owned_vips, owner_of};
+use crate::startup::StartupHold;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -33,11 +31,6 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
-/// After meeting the first other member, how long to wait for the member list before
-/// announcing anything.
-pub const SETTLE: Duration = Duration::from_millis(300);
-/// How long a starting speaker waits to meet another member before it assumes it is alone.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the gossip layer gets to tell the others that this node leaves.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A suspicion older than this is not the start of the failure that moves a VIP now.
@@ -190,22 +183,21 @@ impl Speaker {
         let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
         let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
 
-        let started = Instant::now();
-        let mut hold_until = if self.config.gossip.peers.is_empty() {
-            None
-        } else {
-            Some(started + JOIN_TIMEOUT)
-        };
+        let mut hold = StartupHold::new(
+            Instant::now().into_std(),
+            !self.config.gossip.peers.is_empty(),
+        );
         let mut live = live_rx.borrow_and_update().clone();
-        if hold_until.is_none() {
+        hold.members_seen(Instant::now().into_std(), live.len());
+        if !hold.holding() {
             self.recompute(&live, "started without peers");
             self.status.set_ready(true);
         }
         loop {
-            let wake = match hold_until {
-                Some(until) => Some(until),
-                None => self.announcements.next_due().map(Instant::from_std),
-            };
+            let wake = hold
+                .deadline()
+                .or_else(|| self.announcements.next_due())
+                .map(Instant::from_std);
             tokio::select! {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
@@ -217,13 +209,10 @@ impl Speaker {
                     live = live_rx.borrow_and_update().clone();
                     self.metrics.members.get_or_create(&StateLabel { state: "alive".into() })
                         .set(live.len() as i64);
-                    match hold_until {
-                        Some(until) => {
-                            if live.len() > 1 {
-                                hold_until = Some(until.min(Instant::now() + SETTLE));
-                            }
-                        }
-                        None => self.recompute(&live, "membership changed"),
+                    if hold.holding() {
+                        hold.members_seen(Instant::now().into_std(), live.len());
+                    } else {
+                        self.recompute(&live, "membership changed");
                     }
                 }
                 event = events.recv() => match event {
@@ -244,12 +233,11 @@ impl Speaker {
                     }
                 }
                 () = sleep_until_or_forever(wake) => {
-                    if hold_until.is_some_and(|until| until <= Instant::now()) {
-                        hold_until = None;
+                    if hold.expire(Instant::now().into_std()) {
                         info!(members = live.len(), "start-up hold over");
                         self.recompute(&live, "joined the cluster");
                         self.status.set_ready(true);
-                    } else {
+                    } else if !hold.holding() {
                         self.announce_due();
                     }
                 }
