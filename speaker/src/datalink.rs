@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv6Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tracing::{debug, info_span, trace, warn};
 
 /// How often a receive thread wakes without traffic to check whether it should stop.
@@ -21,20 +21,35 @@ const RECEIVE_POLL: Duration = Duration::from_millis(200);
 /// The VIPs this node answers for, shared by every interface thread. Replaced as a whole by the
 /// owner computation; a VIP removed here is not answered from the next frame on.
 #[derive(Debug, Default)]
-pub struct OwnedSet(RwLock<BTreeSet<IpAddr>>);
+pub struct OwnedSet {
+    vips: RwLock<BTreeSet<IpAddr>>,
+    /// Set while draining: the successors' announcements are expected, not conflicts.
+    draining: AtomicBool,
+}
 
 impl OwnedSet {
     pub fn contains(&self, vip: IpAddr) -> bool {
-        self.0
+        self.vips
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(&vip)
     }
 
     pub fn replace(&self, vips: BTreeSet<IpAddr>) {
-        *self.0.write().unwrap_or_else(PoisonError::into_inner) = vips;
+        *self.vips.write().unwrap_or_else(PoisonError::into_inner) = vips;
+    }
+
+    pub fn set_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 }
+
+/// At most one conflict warning per interface in this period; the counter counts them all.
+const CONFLICT_WARN_PERIOD: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatalinkError {
@@ -128,6 +143,7 @@ impl InterfaceChannel {
         let span = info_span!("responder", interface = %self.interface.name);
         let _entered = span.enter();
         let local_mac = self.interface.mac;
+        let mut last_conflict_warning: Option<Instant> = None;
         while !stop.load(Ordering::Relaxed) {
             let frame = match receiver.next() {
                 Ok(frame) => frame,
@@ -145,7 +161,26 @@ impl InterfaceChannel {
             }
             match packet::parse_frame(frame, local_mac) {
                 Ok(request) => self.answer(request, owned),
-                Err(Skip::Irrelevant) => {}
+                Err(Skip::Irrelevant) => {
+                    let Some((vip, mac)) = packet::claimed_address(frame) else {
+                        continue;
+                    };
+                    if mac == local_mac || !owned.contains(vip) || owned.draining() {
+                        continue;
+                    }
+                    let counter = match vip {
+                        IpAddr::V4(_) => &self.metrics.arp.conflicts,
+                        IpAddr::V6(_) => &self.metrics.ndp.conflicts,
+                    };
+                    counter.inc();
+                    let now = Instant::now();
+                    if last_conflict_warning
+                        .is_none_or(|at| now.duration_since(at) >= CONFLICT_WARN_PERIOD)
+                    {
+                        last_conflict_warning = Some(now);
+                        warn!(%vip, other_mac = %mac, "another host claims a VIP this node announces");
+                    }
+                }
                 Err(Skip::Malformed(reason)) => {
                     trace!(reason = reason.as_str(), "malformed frame");
                     self.metrics.malformed(reason);

@@ -45,6 +45,8 @@ pub struct ProtocolCounters {
     pub requests: Counter,
     pub replies: Counter,
     pub gratuitous: Counter,
+    /// Frames from another MAC claiming a VIP this node announces.
+    pub conflicts: Counter,
 }
 
 /// Every metric the speaker exports. Cheap to clone: the metrics share their storage.
@@ -70,10 +72,12 @@ impl Metrics {
         let requests: Family<ProtocolLabel, Counter> = Family::default();
         let replies: Family<ProtocolLabel, Counter> = Family::default();
         let gratuitous: Family<ProtocolLabel, Counter> = Family::default();
+        let conflicts: Family<ProtocolLabel, Counter> = Family::default();
         let counters = |protocol: &'static str| ProtocolCounters {
             requests: requests.get_or_create_owned(&ProtocolLabel { protocol }),
             replies: replies.get_or_create_owned(&ProtocolLabel { protocol }),
             gratuitous: gratuitous.get_or_create_owned(&ProtocolLabel { protocol }),
+            conflicts: conflicts.get_or_create_owned(&ProtocolLabel { protocol }),
         };
         let metrics = Metrics {
             arp: counters("arp"),
@@ -109,6 +113,12 @@ impl Metrics {
             "gratuitous_sent",
             "Gratuitous ARP packets and unsolicited neighbor advertisements sent",
             gratuitous,
+        );
+        registry.register(
+            "conflicts",
+            "ARP replies, announcements and neighbor advertisements from another MAC for a VIP \
+             this node announces (a duplicate owner or a foreign host using the address)",
+            conflicts,
         );
         registry.register(
             "frames_malformed",

@@ -15,7 +15,7 @@
 //!   to report, not a question to answer.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// An Ethernet MAC address.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -557,6 +557,22 @@ pub fn parse_advertisement(frame: &[u8]) -> Option<ParsedAdvertisement> {
     })
 }
 
+/// Who a frame says holds an address: ARP replies and announcements (the sender IP is at the
+/// sender MAC) and neighbor advertisements (the target is at the target link-layer address).
+/// The speaker compares these with its own MAC to spot another host answering for its VIPs.
+pub fn claimed_address(frame: &[u8]) -> Option<(IpAddr, Mac)> {
+    if let Some((operation, sender_mac, sender_ip, _, target_ip)) = arp_fields(frame) {
+        let claims = operation == ARP_REPLY || (operation == ARP_REQUEST && sender_ip == target_ip);
+        return (claims && !sender_ip.is_unspecified())
+            .then_some((IpAddr::V4(sender_ip), sender_mac));
+    }
+    let advertisement = parse_advertisement(frame)?;
+    Some((
+        IpAddr::V6(advertisement.target),
+        advertisement.target_link_layer?,
+    ))
+}
+
 /// The fields of an ARP frame: (operation, sender MAC, sender IP, target MAC, target IP).
 pub type ArpFrameFields = (u16, Mac, Ipv4Addr, Mac, Ipv4Addr);
 
@@ -566,6 +582,9 @@ pub fn arp_fields(frame: &[u8]) -> Option<ArpFrameFields> {
         return None;
     }
     let arp = frame.get(ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + ARP_LEN)?;
+    if arp[0..6] != [0, 1, 0x08, 0x00, 6, 4] {
+        return None;
+    }
     Some((
         u16_at(arp, 6)?,
         Mac(take::<6>(arp, 8)?),
@@ -859,6 +878,32 @@ mod tests {
         assert_eq!(Mac::ipv6_multicast(group).to_string(), "33:33:ff:45:67:89");
     }
 
+    #[test]
+    fn claims_are_read_from_replies_announcements_and_advertisements() {
+        let v4 = Ipv4Addr::new(192, 0, 2, 200);
+        let v6: Ipv6Addr = "2001:db8::c8".parse().expect("addr");
+        for frame in [
+            gratuitous_arp_request(v4, LOCAL_MAC),
+            gratuitous_arp_reply(v4, LOCAL_MAC),
+        ] {
+            assert_eq!(claimed_address(&frame), Some((IpAddr::V4(v4), LOCAL_MAC)));
+        }
+        let Ok(Request::Arp(request)) = parse_frame(&arp_request_fixture(), LOCAL_MAC) else {
+            panic!("fixture parses");
+        };
+        assert_eq!(
+            claimed_address(&arp_reply(&request, v4, LOCAL_MAC)),
+            Some((IpAddr::V4(v4), LOCAL_MAC))
+        );
+        // A question claims nothing.
+        assert_eq!(claimed_address(&arp_request_fixture()), None);
+        assert_eq!(
+            claimed_address(&unsolicited_advertisement(v6, v6, LOCAL_MAC)),
+            Some((IpAddr::V6(v6), LOCAL_MAC))
+        );
+        assert_eq!(claimed_address(&ns_fixture_with_checksum()), None);
+    }
+
     fn arb_mac() -> impl Strategy<Value = Mac> {
         any::<[u8; 6]>().prop_map(|mut m| {
             m[0] &= 0xfe; // unicast
@@ -872,6 +917,7 @@ mod tests {
             let _ = parse_frame(&bytes, LOCAL_MAC);
             let _ = parse_advertisement(&bytes);
             let _ = arp_fields(&bytes);
+            let _ = claimed_address(&bytes);
         }
 
         #[test]

@@ -408,6 +408,7 @@ impl Speaker {
         interrupt: &mut tokio::signal::unix::Signal,
     ) {
         self.status.set_ready(false);
+        self.owned.set_draining();
         info!(grace = ?self.config.drain_grace, vips = self.announcements.len(),
             "draining: leaving the cluster, still answering during the grace period");
         match tokio::time::timeout(LEAVE_TIMEOUT, gossip.leave()).await {
