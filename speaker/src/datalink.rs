@@ -150,9 +150,10 @@ impl InterfaceChannel {
                 Err(error) if error.kind() == io::ErrorKind::TimedOut => continue,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    warn!(%error, "receiving from the packet socket failed");
-                    std::thread::sleep(RECEIVE_POLL);
-                    continue;
+                    // Typically the link went down: the socket keeps reporting the error and
+                    // never delivers again. Stop; the next interface scan opens a fresh one.
+                    warn!(%error, "the packet socket failed; stopping this responder");
+                    break;
                 }
             };
             // A packet socket also sees what this host sends: never answer ourselves.

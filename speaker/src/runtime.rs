@@ -22,6 +22,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 use swimlb_gossip::driver::{self, DriverConfig, DriverError, GossipHandle};
 use swimlb_gossip::envelope::KeyError;
@@ -96,34 +97,15 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     );
 
     let selection = Selection::new(config.interfaces.clone(), &config.exclude_interfaces)?;
-    let (chosen, rejected) = selection.select(&interfaces::discover());
-    for (name, reason) in &rejected {
-        info!(interface = %name, ?reason, "not announcing on interface");
-    }
-    for name in &config.interfaces {
-        if !chosen.iter().any(|c| &c.name == name) && !rejected.iter().any(|(n, _)| n == name) {
-            warn!(interface = %name, "configured interface does not exist");
-        }
-    }
-    if chosen.is_empty() {
-        return Err(RunError::NoInterface);
-    }
-
     let owned = Arc::new(OwnedSet::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut channels = Vec::new();
-    let mut threads = Vec::new();
-    for interface in chosen {
-        info!(interface = %interface.name, mac = %interface.mac, link_local = ?interface.link_local,
-            "answering on interface");
-        let (channel, thread) = InterfaceChannel::open(
-            interface,
-            Arc::clone(&owned),
-            metrics.clone(),
-            Arc::clone(&stop),
-        )?;
-        channels.push(channel);
-        threads.push(thread);
+    let mut responders = Responders::new(selection, Arc::clone(&owned), metrics.clone());
+    responders.rescan(true);
+    if responders.is_empty() {
+        if config.interfaces.is_empty() {
+            return Err(RunError::NoInterface);
+        }
+        warn!(interfaces = ?config.interfaces,
+            "none of the configured interfaces is usable yet; looking again every 5 s");
     }
 
     let gossip = driver::spawn(DriverConfig {
@@ -146,18 +128,126 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         metrics,
         status,
         owned,
-        channels,
+        responders,
         live: BTreeSet::new(),
         trouble_since: BTreeMap::new(),
     };
     let span = info_span!("speaker", node = %speaker.config.node_name);
     let result = speaker.event_loop(gossip).instrument(span).await;
 
-    stop.store(true, Ordering::Relaxed);
-    for thread in threads {
+    for thread in speaker.responders.stop_all() {
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
     }
     result
+}
+
+/// How often the interfaces are looked at again (MetalLB: 10 s): an interface that appears, or
+/// comes back with another index or MAC, gets a responder; one that goes away loses it, and a
+/// responder whose socket failed (a link that went down) is replaced.
+const RESCAN_PERIOD: Duration = Duration::from_secs(5);
+
+struct Responder {
+    channel: Arc<InterfaceChannel>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+/// The interfaces this node answers on.
+struct Responders {
+    selection: Selection,
+    owned: Arc<OwnedSet>,
+    metrics: Metrics,
+    active: BTreeMap<String, Responder>,
+}
+
+impl Responders {
+    fn new(selection: Selection, owned: Arc<OwnedSet>, metrics: Metrics) -> Self {
+        Self {
+            selection,
+            owned,
+            metrics,
+            active: BTreeMap::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    fn channels(&self) -> impl Iterator<Item = &Arc<InterfaceChannel>> {
+        self.active.values().map(|r| &r.channel)
+    }
+
+    /// Brings the responders in line with the interfaces now present; returns the new ones.
+    fn rescan(&mut self, first: bool) -> Vec<Arc<InterfaceChannel>> {
+        let (chosen, rejected) = self.selection.select(&interfaces::discover());
+        if first {
+            for (name, reason) in &rejected {
+                info!(interface = %name, ?reason, "not answering on interface");
+            }
+        }
+        let stale: Vec<String> = self
+            .active
+            .iter()
+            .filter(|(name, r)| {
+                r.thread.is_finished()
+                    || !chosen
+                        .iter()
+                        .any(|c| &c.name == *name && *c == r.channel.interface)
+            })
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in stale {
+            if let Some(responder) = self.active.remove(&name) {
+                // The thread notices within one receive poll and exits on its own.
+                responder.stop.store(true, Ordering::Relaxed);
+                drop(responder.thread);
+                info!(interface = %name, "interface gone, changed or failed: stopped answering on it");
+            }
+        }
+        let mut opened = Vec::new();
+        for interface in chosen {
+            if self.active.contains_key(&interface.name) {
+                continue;
+            }
+            let name = interface.name.clone();
+            let stop = Arc::new(AtomicBool::new(false));
+            info!(interface = %name, mac = %interface.mac, link_local = ?interface.link_local,
+                "answering on interface");
+            match InterfaceChannel::open(
+                interface,
+                Arc::clone(&self.owned),
+                self.metrics.clone(),
+                Arc::clone(&stop),
+            ) {
+                Ok((channel, thread)) => {
+                    opened.push(Arc::clone(&channel));
+                    self.active.insert(
+                        name,
+                        Responder {
+                            channel,
+                            stop,
+                            thread,
+                        },
+                    );
+                }
+                Err(error) => warn!(%error, "cannot answer on interface; trying again later"),
+            }
+        }
+        opened
+    }
+
+    /// Stops every responder; the caller joins the returned threads.
+    fn stop_all(&mut self) -> Vec<JoinHandle<()>> {
+        let active = std::mem::take(&mut self.active);
+        active
+            .into_values()
+            .map(|r| {
+                r.stop.store(true, Ordering::Relaxed);
+                r.thread
+            })
+            .collect()
+    }
 }
 
 struct Speaker {
@@ -166,7 +256,7 @@ struct Speaker {
     metrics: Metrics,
     status: Arc<Status>,
     owned: Arc<OwnedSet>,
-    channels: Vec<Arc<InterfaceChannel>>,
+    responders: Responders,
     announcements: Announcements,
     /// The live members the owned set was last computed from (this node included).
     live: BTreeSet<String>,
@@ -182,6 +272,8 @@ impl Speaker {
         let mut hangup = signal(SignalKind::hangup()).map_err(RunError::Signal)?;
         let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
         let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
+        let mut rescan = tokio::time::interval_at(Instant::now() + RESCAN_PERIOD, RESCAN_PERIOD);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
         let mut hold = StartupHold::new(
             Instant::now().into_std(),
@@ -202,6 +294,7 @@ impl Speaker {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
                 _ = hangup.recv() => self.reload(&live),
+                _ = rescan.tick() => self.rescan_interfaces(),
                 changed = live_rx.changed() => {
                     if changed.is_err() {
                         return Err(RunError::GossipStopped);
@@ -295,7 +388,7 @@ impl Speaker {
             );
             info!(%vip, new_owner = new_owner.unwrap_or("-"), %reason, "stopped announcing VIP");
             if let IpAddr::V6(v6) = vip {
-                self.channels.iter().for_each(|c| c.leave(*v6));
+                self.responders.channels().for_each(|c| c.leave(*v6));
             }
             self.metrics.vip_announced.remove(&IpLabel {
                 ip: vip.to_string(),
@@ -312,7 +405,7 @@ impl Speaker {
             info!(%vip, previous_owner = previous_owner.as_deref().unwrap_or("-"), %reason,
                 "announcing VIP");
             if let IpAddr::V6(v6) = vip {
-                self.channels.iter().for_each(|c| c.join(*v6));
+                self.responders.channels().for_each(|c| c.join(*v6));
             }
             self.metrics
                 .vip_announced
@@ -363,8 +456,22 @@ impl Speaker {
 
     fn announce_due(&mut self) {
         for vip in self.announcements.take_due(Instant::now().into_std()) {
-            for channel in &self.channels {
+            for channel in self.responders.channels() {
                 channel.announce(vip);
+            }
+        }
+    }
+
+    /// Picks up interfaces that appeared; a new one gets the owned IPv6 groups and one
+    /// announcement round for every owned VIP, so the hosts behind it learn where they are.
+    fn rescan_interfaces(&mut self) {
+        let owned = self.announcements.owned();
+        for channel in self.responders.rescan(false) {
+            for vip in &owned {
+                if let IpAddr::V6(v6) = vip {
+                    channel.join(*v6);
+                }
+                channel.announce(*vip);
             }
         }
     }

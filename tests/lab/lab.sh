@@ -337,6 +337,23 @@ sleep 0.5
 http 1 /metrics | grep -q '^swimlb_speaker_config_last_reload_successful 1' || fail "good reload not reported"
 wait_single_owners
 
+note "link flap: a node whose link bounced answers again (its packet socket is reopened)"
+ip -n "$(node_ns 1)" link set eth0 down
+ip -n "$(node_ns 1)" link set eth0 up
+sleep 0.5
+answered=""
+for _ in $(seq 1 40); do
+  vip="$(http 1 /vips | awk '$1 !~ /:/ { print $1; exit }')"
+  if [ -n "$vip" ] && [ "$(in_ns "$cl" arping -b -c 1 -w 1 -I eth0 "$vip" 2>/dev/null |
+      sed -n 's/.*\[\([0-9a-fA-F:]*\)\].*/\1/p' | tr 'A-F' 'a-f')" = "$(node_mac 1)" ]; then
+    answered="$vip"; break
+  fi
+  sleep 0.25
+done
+[ -n "$answered" ] || fail "n1 does not answer ARP within 10 s of a link flap"
+echo "   n1 answers for $answered again"
+wait_single_owners
+
 # ---------------------------------------------------------------- failover helpers
 cable() { ip -n "$br" link set "p$1" "$2"; }
 
