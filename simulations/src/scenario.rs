@@ -485,7 +485,7 @@ fn trials_failover(
             node: Some(victim),
             detection: world
                 .first_down(victim, generation)
-                .map(|t| secs(t - start)),
+                .map(|t| secs(t.saturating_sub(start))),
             failover: world
                 .take_failovers()
                 .into_iter()
@@ -582,7 +582,7 @@ fn trials_flap(
         report.trials.push(Trial {
             trial,
             node: Some(node),
-            detection: world.first_down(node, generation).map(|t| secs(t - start)),
+            detection: world.first_down(node, generation).map(|t| secs(t.saturating_sub(start))),
             failover: world
                 .take_failovers()
                 .into_iter()
@@ -632,7 +632,7 @@ fn trials_rolling(
         report.trials.push(Trial {
             trial,
             node: Some(node),
-            detection: world.first_down(node, generation).map(|t| secs(t - start)),
+            detection: world.first_down(node, generation).map(|t| secs(t.saturating_sub(start))),
             failover,
             agreement,
             multi_claim: secs(multi1 - multi0),

@@ -663,9 +663,11 @@ impl World {
                     }
                 }
             }
-            MembershipEvent::Suspect(_)
-            | MembershipEvent::Renewed(_)
-            | MembershipEvent::Isolated => {}
+            // Declared down while alive, foca renewed the identity: track the new generation.
+            MembershipEvent::Renewed(id) => {
+                self.nodes[i].generation = self.nodes[i].generation.max(id.generation);
+            }
+            MembershipEvent::Suspect(_) | MembershipEvent::Isolated => {}
         }
     }
 
