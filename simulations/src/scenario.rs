@@ -582,7 +582,9 @@ fn trials_flap(
         report.trials.push(Trial {
             trial,
             node: Some(node),
-            detection: world.first_down(node, generation).map(|t| secs(t.saturating_sub(start))),
+            detection: world
+                .first_down(node, generation)
+                .map(|t| secs(t.saturating_sub(start))),
             failover: world
                 .take_failovers()
                 .into_iter()
@@ -632,7 +634,9 @@ fn trials_rolling(
         report.trials.push(Trial {
             trial,
             node: Some(node),
-            detection: world.first_down(node, generation).map(|t| secs(t.saturating_sub(start))),
+            detection: world
+                .first_down(node, generation)
+                .map(|t| secs(t.saturating_sub(start))),
             failover,
             agreement,
             multi_claim: secs(multi1 - multi0),
