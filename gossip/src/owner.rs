@@ -58,6 +58,13 @@ impl NodePrefix {
     }
 }
 
+/// A 64-bit digest of a node name, `fmix64(fnv1a64(name))`: how the membership layer tells
+/// members apart cheaply (see `NodeId`). Distinct names collide with probability about
+/// n²/2⁶⁵ for n nodes.
+pub fn name_digest(node_name: &str) -> u64 {
+    fmix64(fnv1a64(FNV_OFFSET_BASIS, node_name.as_bytes()))
+}
+
 /// The rendezvous score of `node_name` for `vip` (see the module docs for the exact function).
 pub fn score(node_name: &str, vip: IpAddr) -> u64 {
     NodePrefix::new(node_name).score(vip)
