@@ -3,7 +3,10 @@
 //! move over unchanged).
 
 pub mod annotations;
+mod class;
 mod pool;
+
+pub use class::ClassFilter;
 
 pub use pool::{
     IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, POOL_CONDITION_VALID, ServiceAllocation,

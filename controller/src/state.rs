@@ -8,32 +8,7 @@ use crate::allocator::{Family, PoolAllocator, is_buggy};
 use crate::config::{Pool, PoolSet};
 use crate::service::{RequestError, ServiceKey, ServiceRequest, Sharing, TrafficPolicy};
 
-/// Which `spec.loadBalancerClass` values swimlb answers to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClassFilter {
-    /// Services with this class are ours.
-    pub class: String,
-    /// Services without a class are ours too.
-    pub include_unset: bool,
-}
-
-impl ClassFilter {
-    pub fn accepts(&self, class: Option<&str>) -> bool {
-        match class {
-            None => self.include_unset,
-            Some(c) => c == self.class,
-        }
-    }
-}
-
-impl Default for ClassFilter {
-    fn default() -> Self {
-        Self {
-            class: swimlb_api::annotations::DEFAULT_LOAD_BALANCER_CLASS.to_owned(),
-            include_unset: true,
-        }
-    }
-}
+pub use swimlb_api::ClassFilter;
 
 /// Why two Services cannot share an address.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

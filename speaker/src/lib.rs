@@ -6,6 +6,7 @@
 //! - [`interfaces`]: which interfaces to answer on;
 //! - [`config`]: the static-mode YAML file;
 //! - [`datalink`]: packet sockets, one receive thread per interface;
+//! - [`placement`]: Kubernetes mode, which nodes may own each VIP (pure);
 //! - [`startup`]: when a starting speaker may begin to announce (pure);
 //! - [`runtime`]: the event loop tying gossip, configuration and interfaces together;
 //! - [`http`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz`, `/vips`.
@@ -18,5 +19,6 @@ pub mod interfaces;
 pub mod metrics;
 pub mod ownership;
 pub mod packet;
+pub mod placement;
 pub mod runtime;
 pub mod startup;

@@ -1,0 +1,466 @@
+//! Kubernetes mode, the pure part: from Services, Nodes and EndpointSlices to the
+//! [`VipPlacement`] the runtime consumes (every VIP with the nodes allowed to own it). No I/O.
+//!
+//! Rules, as MetalLB's `ShouldAnnounce` applies them (Data flow step 3 in docs/design.md):
+//! - a Service counts when it is `type: LoadBalancer`, its `spec.loadBalancerClass` is accepted
+//!   by the [`ClassFilter`], and it has `status.loadBalancer.ingress[].ip`;
+//! - a node is eligible when a Node object exists for it, it does not carry the label
+//!   `node.kubernetes.io/exclude-from-external-load-balancers`, its `NetworkUnavailable`
+//!   condition is not `True`, and it matches the configured node selector;
+//! - with `externalTrafficPolicy: Local`, only eligible nodes with a ready endpoint of the
+//!   Service remain; a Local Service with no ready endpoint anywhere is not announced;
+//! - Services sharing an IP: the VIP's allowed set is the **intersection** of the Services'
+//!   sets, so the owner never sits on a node where kube-proxy would drop one of them (a Local
+//!   Service without a local endpoint). The controller only lets Services with compatible
+//!   traffic policies share an IP, so the intersection is normally each Service's own set. A
+//!   shared VIP whose intersection is empty is not announced.
+
+use crate::ownership::VipPlacement;
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+pub use swimlb_api::ClassFilter;
+
+/// Nodes with this label never announce (the upstream well-known label).
+pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+/// The EndpointSlice label naming its Service.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// What decides eligibility besides the objects themselves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlacementRules {
+    pub class: ClassFilter,
+    /// Labels a node must carry (all of them, with these values); empty: every node.
+    pub node_selector: BTreeMap<String, String>,
+    /// False when EndpointSlices cannot be watched: Local Services are then eligible on every
+    /// eligible node, as if they were Cluster Services.
+    pub endpoints_known: bool,
+}
+
+/// `(namespace, name)` of a Service.
+pub type ServiceKey = (String, String);
+
+/// The nodes with a ready endpoint, per Service, from EndpointSlices.
+pub fn ready_nodes<'a>(
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> BTreeMap<ServiceKey, BTreeSet<String>> {
+    let mut ready: BTreeMap<ServiceKey, BTreeSet<String>> = BTreeMap::new();
+    for slice in slices {
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        let key = (
+            slice.metadata.namespace.clone().unwrap_or_default(),
+            service.clone(),
+        );
+        let nodes = ready.entry(key).or_default();
+        for endpoint in &slice.endpoints {
+            // An absent `ready` means ready (API convention for this condition).
+            let is_ready = endpoint
+                .conditions
+                .as_ref()
+                .and_then(|c| c.ready)
+                .unwrap_or(true);
+            if let (true, Some(node)) = (is_ready, &endpoint.node_name) {
+                nodes.insert(node.clone());
+            }
+        }
+    }
+    ready
+}
+
+/// Names of the nodes eligible to announce any VIP.
+pub fn eligible_nodes<'a>(
+    nodes: impl IntoIterator<Item = &'a Node>,
+    rules: &PlacementRules,
+) -> BTreeSet<String> {
+    nodes
+        .into_iter()
+        .filter(|node| node_is_eligible(node, rules))
+        .filter_map(|node| node.metadata.name.clone())
+        .collect()
+}
+
+fn node_is_eligible(node: &Node, rules: &PlacementRules) -> bool {
+    let empty = BTreeMap::new();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    if labels.contains_key(EXCLUDE_LABEL) {
+        return false;
+    }
+    if !rules
+        .node_selector
+        .iter()
+        .all(|(key, value)| labels.get(key) == Some(value))
+    {
+        return false;
+    }
+    let network_unavailable = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
+        });
+    !network_unavailable
+}
+
+/// The ingress IPs of a Service this speaker announces for; empty when it is not ours.
+pub fn service_vips(service: &Service, class: &ClassFilter) -> BTreeSet<IpAddr> {
+    let Some(spec) = &service.spec else {
+        return BTreeSet::new();
+    };
+    if spec.type_.as_deref() != Some("LoadBalancer")
+        || !class.accepts(spec.load_balancer_class.as_deref())
+    {
+        return BTreeSet::new();
+    }
+    service
+        .status
+        .iter()
+        .filter_map(|s| s.load_balancer.as_ref())
+        .flat_map(|lb| lb.ingress.iter().flatten())
+        .filter_map(|ingress| ingress.ip.as_deref())
+        .filter_map(|ip| ip.trim().parse().ok())
+        .collect()
+}
+
+fn is_local(service: &Service) -> bool {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.external_traffic_policy.as_deref())
+        == Some("Local")
+}
+
+/// The VIP placement for these objects under `rules`.
+pub fn placement<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    nodes: impl IntoIterator<Item = &'a Node>,
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+    rules: &PlacementRules,
+) -> VipPlacement {
+    let eligible = eligible_nodes(nodes, rules);
+    let ready = ready_nodes(slices);
+    let no_nodes = BTreeSet::new();
+    let mut allowed: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+    for service in services {
+        let vips = service_vips(service, &rules.class);
+        if vips.is_empty() {
+            continue;
+        }
+        let nodes: BTreeSet<String> = if is_local(service) && rules.endpoints_known {
+            let key = (
+                service.metadata.namespace.clone().unwrap_or_default(),
+                service.metadata.name.clone().unwrap_or_default(),
+            );
+            let with_endpoint = ready.get(&key).unwrap_or(&no_nodes);
+            eligible.intersection(with_endpoint).cloned().collect()
+        } else {
+            eligible.clone()
+        };
+        for vip in vips {
+            allowed
+                .entry(vip)
+                .and_modify(|set| set.retain(|n| nodes.contains(n)))
+                .or_insert_with(|| nodes.clone());
+        }
+    }
+    allowed
+        .into_iter()
+        .filter(|(_, nodes)| !nodes.is_empty())
+        .map(|(vip, nodes)| (vip, Some(nodes)))
+        .collect()
+}
+
+/// The Services (namespace, name) whose ingress IPs include `vip`, for Events.
+pub fn services_with_vip<'a>(
+    services: impl IntoIterator<Item = &'a Service>,
+    vip: IpAddr,
+    class: &ClassFilter,
+) -> Vec<&'a Service> {
+    services
+        .into_iter()
+        .filter(|s| service_vips(s, class).contains(&vip))
+        .collect()
+}
+
+/// The InternalIP addresses of the Nodes, by node name.
+pub fn internal_ips<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> BTreeMap<String, IpAddr> {
+    nodes
+        .into_iter()
+        .filter_map(|node| {
+            let name = node.metadata.name.clone()?;
+            let ip = node
+                .status
+                .as_ref()?
+                .addresses
+                .as_ref()?
+                .iter()
+                .filter(|a| a.type_ == "InternalIP")
+                .find_map(|a| a.address.trim().parse::<IpAddr>().ok())?;
+            Some((name, ip))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use swimlb_api::annotations::DEFAULT_LOAD_BALANCER_CLASS;
+
+    fn node(name: &str, labels: serde_json::Value, network_unavailable: Option<&str>) -> Node {
+        let conditions: Vec<serde_json::Value> = network_unavailable
+            .map(|status| json!({"type": "NetworkUnavailable", "status": status}))
+            .into_iter()
+            .chain([json!({"type": "Ready", "status": "True"})])
+            .collect();
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels},
+            "status": {
+                "conditions": conditions,
+                "addresses": [
+                    {"type": "Hostname", "address": name},
+                    {"type": "InternalIP", "address": format!("192.0.2.{}", name.len())},
+                ],
+            },
+        }))
+        .expect("node fixture")
+    }
+
+    fn plain_nodes() -> Vec<Node> {
+        ["a", "b", "c"]
+            .iter()
+            .map(|n| node(n, json!({}), None))
+            .collect()
+    }
+
+    fn service(name: &str, spec: serde_json::Value, ips: &[&str]) -> Service {
+        let ingress: Vec<serde_json::Value> = ips.iter().map(|ip| json!({"ip": ip})).collect();
+        let mut spec_value = json!({"type": "LoadBalancer"});
+        if let (Some(base), Some(extra)) = (spec_value.as_object_mut(), spec.as_object()) {
+            base.extend(extra.clone());
+        }
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "default", "name": name},
+            "spec": spec_value,
+            "status": {"loadBalancer": {"ingress": ingress}},
+        }))
+        .expect("service fixture")
+    }
+
+    fn slice(service: &str, endpoints: serde_json::Value) -> EndpointSlice {
+        serde_json::from_value(json!({
+            "metadata": {
+                "namespace": "default",
+                "name": format!("{service}-abc"),
+                "labels": {SERVICE_NAME_LABEL: service},
+            },
+            "addressType": "IPv4",
+            "endpoints": endpoints,
+        }))
+        .expect("slice fixture")
+    }
+
+    fn rules() -> PlacementRules {
+        PlacementRules {
+            endpoints_known: true,
+            ..PlacementRules::default()
+        }
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("test address")
+    }
+
+    fn set(names: &[&str]) -> Option<BTreeSet<String>> {
+        Some(names.iter().map(|n| (*n).to_owned()).collect())
+    }
+
+    #[test]
+    fn a_cluster_service_is_eligible_on_every_node() {
+        let services = [service("web", json!({}), &["192.0.2.30", "2001:db8::30"])];
+        let got = placement(&services, &plain_nodes(), &[], &rules());
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[&ip("192.0.2.30")], set(&["a", "b", "c"]));
+        assert_eq!(got[&ip("2001:db8::30")], set(&["a", "b", "c"]));
+    }
+
+    #[test]
+    fn services_without_ingress_or_not_load_balancers_are_ignored() {
+        let services = [
+            service("pending", json!({}), &[]),
+            service("cluster-ip", json!({"type": "ClusterIP"}), &["192.0.2.31"]),
+            service("hostname-only", json!({}), &["not-an-ip"]),
+        ];
+        assert!(placement(&services, &plain_nodes(), &[], &rules()).is_empty());
+    }
+
+    #[test]
+    fn only_our_class_or_no_class_is_announced() {
+        let services = [
+            service("none", json!({}), &["192.0.2.30"]),
+            service(
+                "ours",
+                json!({"loadBalancerClass": DEFAULT_LOAD_BALANCER_CLASS}),
+                &["192.0.2.31"],
+            ),
+            service(
+                "theirs",
+                json!({"loadBalancerClass": "example.com/other"}),
+                &["192.0.2.32"],
+            ),
+        ];
+        let got = placement(&services, &plain_nodes(), &[], &rules());
+        let vips: Vec<IpAddr> = got.keys().copied().collect();
+        assert_eq!(vips, [ip("192.0.2.30"), ip("192.0.2.31")]);
+
+        let strict = PlacementRules {
+            class: ClassFilter {
+                include_unset: false,
+                ..ClassFilter::default()
+            },
+            ..rules()
+        };
+        let got = placement(&services, &plain_nodes(), &[], &strict);
+        let vips: Vec<IpAddr> = got.keys().copied().collect();
+        assert_eq!(vips, [ip("192.0.2.31")]);
+    }
+
+    #[test]
+    fn excluded_and_network_unavailable_nodes_are_not_eligible() {
+        let nodes = [
+            node("a", json!({EXCLUDE_LABEL: ""}), None),
+            node("b", json!({}), Some("True")),
+            node("c", json!({}), Some("False")),
+            node("d", json!({}), None),
+        ];
+        let services = [service("web", json!({}), &["192.0.2.30"])];
+        let got = placement(&services, &nodes, &[], &rules());
+        assert_eq!(got[&ip("192.0.2.30")], set(&["c", "d"]));
+    }
+
+    #[test]
+    fn the_node_selector_must_match_every_label() {
+        let nodes = [
+            node("a", json!({"zone": "x", "role": "edge"}), None),
+            node("b", json!({"zone": "x"}), None),
+            node("c", json!({"zone": "y", "role": "edge"}), None),
+        ];
+        let selective = PlacementRules {
+            node_selector: [("zone", "x"), ("role", "edge")]
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ..rules()
+        };
+        let services = [service("web", json!({}), &["192.0.2.30"])];
+        let got = placement(&services, &nodes, &[], &selective);
+        assert_eq!(got[&ip("192.0.2.30")], set(&["a"]));
+    }
+
+    #[test]
+    fn a_vip_with_no_eligible_node_is_not_placed() {
+        let nodes = [node("a", json!({EXCLUDE_LABEL: "true"}), None)];
+        let services = [service("web", json!({}), &["192.0.2.30"])];
+        assert!(placement(&services, &nodes, &[], &rules()).is_empty());
+    }
+
+    #[test]
+    fn a_local_service_goes_only_to_nodes_with_a_ready_endpoint() {
+        let services = [service(
+            "web",
+            json!({"externalTrafficPolicy": "Local"}),
+            &["192.0.2.30"],
+        )];
+        let slices = [slice(
+            "web",
+            json!([
+                {"addresses": ["10.0.0.1"], "nodeName": "a", "conditions": {"ready": true}},
+                {"addresses": ["10.0.0.2"], "nodeName": "b", "conditions": {"ready": false}},
+                {"addresses": ["10.0.0.3"], "nodeName": "c"},
+                {"addresses": ["10.0.0.4"], "nodeName": "gone"},
+            ]),
+        )];
+        let got = placement(&services, &plain_nodes(), &slices, &rules());
+        // b's endpoint is not ready; an absent condition counts as ready; "gone" has no Node.
+        assert_eq!(got[&ip("192.0.2.30")], set(&["a", "c"]));
+    }
+
+    #[test]
+    fn a_local_service_without_ready_endpoints_is_not_announced() {
+        let services = [service(
+            "web",
+            json!({"externalTrafficPolicy": "Local"}),
+            &["192.0.2.30"],
+        )];
+        let not_ready = [slice(
+            "web",
+            json!([{"addresses": ["10.0.0.1"], "nodeName": "a", "conditions": {"ready": false}}]),
+        )];
+        assert!(placement(&services, &plain_nodes(), &not_ready, &rules()).is_empty());
+        // Another Service's endpoints do not count.
+        let other = [slice(
+            "other",
+            json!([{"addresses": ["10.0.0.1"], "nodeName": "a"}]),
+        )];
+        assert!(placement(&services, &plain_nodes(), &other, &rules()).is_empty());
+    }
+
+    #[test]
+    fn without_endpoint_slices_a_local_service_is_eligible_everywhere() {
+        let services = [service(
+            "web",
+            json!({"externalTrafficPolicy": "Local"}),
+            &["192.0.2.30"],
+        )];
+        let blind = PlacementRules {
+            endpoints_known: false,
+            ..rules()
+        };
+        let got = placement(&services, &plain_nodes(), &[], &blind);
+        assert_eq!(got[&ip("192.0.2.30")], set(&["a", "b", "c"]));
+    }
+
+    #[test]
+    fn services_sharing_an_ip_get_the_intersection() {
+        let services = [
+            service("http", json!({}), &["192.0.2.30"]),
+            service(
+                "dns",
+                json!({"externalTrafficPolicy": "Local"}),
+                &["192.0.2.30"],
+            ),
+        ];
+        let slices = [slice(
+            "dns",
+            json!([{"addresses": ["10.0.0.1"], "nodeName": "b"}]),
+        )];
+        let got = placement(&services, &plain_nodes(), &slices, &rules());
+        assert_eq!(got[&ip("192.0.2.30")], set(&["b"]));
+        // Without any ready endpoint for one of them the shared VIP is not announced.
+        assert!(placement(&services, &plain_nodes(), &[], &rules()).is_empty());
+    }
+
+    #[test]
+    fn services_are_found_by_vip_and_nodes_by_internal_ip() {
+        let services = [
+            service("web", json!({}), &["192.0.2.30"]),
+            service("other", json!({}), &["192.0.2.31"]),
+        ];
+        let found = services_with_vip(&services, ip("192.0.2.30"), &ClassFilter::default());
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].metadata.name.as_deref(), Some("web"));
+        let ips = internal_ips(&plain_nodes());
+        assert_eq!(ips.get("a"), Some(&ip("192.0.2.1")));
+        assert_eq!(ips.len(), 3);
+    }
+}
