@@ -6,6 +6,7 @@
 
 use crate::announce::BurstSchedule;
 use crate::interfaces::DEFAULT_EXCLUDES;
+pub use crate::kubernetes::KubernetesConfig;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use swimlb_gossip::Preset;
 
+/// Where the node name comes from when the file has none.
+pub const NODE_NAME_ENV: &str = "NODE_NAME";
 pub const DEFAULT_METRICS_ADDRESS: &str = "0.0.0.0:7472";
 pub const DEFAULT_DRAIN_GRACE_MS: u64 = 2000;
 /// Burst offsets beyond this are a typo, not a plan.
@@ -22,7 +25,9 @@ const MAX_BURST_OFFSET_MS: u64 = 60_000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    node_name: Spanned<String>,
+    /// Absent: taken from the `NODE_NAME` environment variable (the DaemonSet's downward API).
+    #[serde(default)]
+    node_name: Option<Spanned<String>>,
     gossip: RawGossip,
     #[serde(default)]
     interfaces: Vec<String>,
@@ -36,6 +41,8 @@ struct RawConfig {
     drain_grace_ms: Option<u64>,
     #[serde(default)]
     vips: Vec<RawVip>,
+    #[serde(default)]
+    kubernetes: Option<KubernetesConfig>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +98,8 @@ pub struct Config {
     pub drain_grace: Duration,
     /// Every VIP, with the nodes allowed to own it (`None`: any node).
     pub vips: BTreeMap<IpAddr, Option<BTreeSet<String>>>,
+    /// Kubernetes mode: VIPs from Services too, peers from Nodes.
+    pub kubernetes: Option<KubernetesConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,13 +154,22 @@ impl Config {
                 path: path.to_owned(),
                 source: Box::new(source),
             })?;
-        let node_name = raw.node_name.value.trim().to_owned();
+        let (node_name, node_name_line) = match &raw.node_name {
+            Some(spanned) => (spanned.value.trim().to_owned(), spanned.referenced.line()),
+            None => (
+                std::env::var(NODE_NAME_ENV)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned(),
+                1,
+            ),
+        };
         if node_name.is_empty() {
             return Err(invalid(
                 path,
-                raw.node_name.referenced.line(),
+                node_name_line,
                 "node_name",
-                "must not be empty",
+                format!("must not be empty (set it here or in {NODE_NAME_ENV})"),
             ));
         }
         let preset = match &raw.gossip.preset {
@@ -281,6 +299,7 @@ impl Config {
                 raw.drain_grace_ms.unwrap_or(DEFAULT_DRAIN_GRACE_MS),
             ),
             vips,
+            kubernetes: raw.kubernetes,
         })
     }
 
@@ -301,6 +320,9 @@ impl Config {
         }
         if self.metrics_address != newer.metrics_address {
             changed.push("metrics_address");
+        }
+        if self.kubernetes != newer.kubernetes {
+            changed.push("kubernetes");
         }
         changed
     }

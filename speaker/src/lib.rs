@@ -5,6 +5,7 @@
 //! - [`ownership`]: which VIPs this node owns given the live members (pure);
 //! - [`interfaces`]: which interfaces to answer on;
 //! - [`config`]: the static-mode YAML file;
+//! - [`kubernetes`]: Kubernetes mode, the watches feeding [`placement`] and gossip peers;
 //! - [`datalink`]: packet sockets, one receive thread per interface;
 //! - [`placement`]: Kubernetes mode, which nodes may own each VIP (pure);
 //! - [`startup`]: when a starting speaker may begin to announce (pure);
@@ -16,6 +17,7 @@ pub mod config;
 pub mod datalink;
 pub mod http;
 pub mod interfaces;
+pub mod kubernetes;
 pub mod metrics;
 pub mod ownership;
 pub mod packet;

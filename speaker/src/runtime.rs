@@ -14,11 +14,12 @@ use crate::config::{Config, ConfigError};
 use crate::datalink::{DatalinkError, InterfaceChannel, OwnedSet};
 use crate::http::{self, Holding, Status};
 use crate::interfaces::{self, Selection, SelectionError};
+use crate::kubernetes::{self, ClusterView, KubernetesError};
 use crate::metrics::{ChangeLabel, IpLabel, Metrics, ResultLabel, StateLabel};
-use crate::ownership::{owned_vips, owner_of};
+use crate::ownership::{VipPlacement, owned_vips, owner_of};
 use crate::startup::StartupHold;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +30,7 @@ use swimlb_gossip::envelope::KeyError;
 use swimlb_gossip::{KeyRing, MembershipEvent};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
@@ -63,6 +65,8 @@ pub enum RunError {
     },
     #[error("cannot install a signal handler: {0}")]
     Signal(std::io::Error),
+    #[error(transparent)]
+    Kubernetes(#[from] KubernetesError),
     #[error("the gossip member stopped unexpectedly")]
     GossipStopped,
 }
@@ -108,10 +112,17 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
             "none of the configured interfaces is usable yet; looking again every 5 s");
     }
 
+    let advertise = match &config.kubernetes {
+        Some(_) => config
+            .gossip
+            .advertise
+            .or_else(|| kubernetes::advertise_from_env(config.gossip.bind)),
+        None => config.gossip.advertise,
+    };
     let gossip = driver::spawn(DriverConfig {
         node_name: config.node_name.clone(),
         bind: config.gossip.bind,
-        advertise: config.gossip.advertise,
+        advertise,
         peers: config.gossip.peers.clone(),
         timing: config.gossip.preset.timing(),
         keyring,
@@ -119,11 +130,29 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     })
     .await?;
     info!(node = %config.node_name, preset = config.gossip.preset.name(), vips = config.vips.len(),
-        "speaker started");
+        kubernetes = config.kubernetes.is_some(), "speaker started");
+    let (owned_tx, owned_rx) = watch::channel(BTreeSet::new());
+    let cluster = match &config.kubernetes {
+        Some(settings) => Some(
+            kubernetes::start(
+                settings.clone(),
+                config.node_name.clone(),
+                config.gossip.bind.port(),
+                owned_rx,
+            )
+            .await?,
+        ),
+        None => None,
+    };
 
     let mut speaker = Speaker {
         announcements: Announcements::new(config.schedule.clone()),
+        placement: config.vips.clone(),
         config,
+        cluster,
+        cluster_view: ClusterView::default(),
+        joined: BTreeSet::new(),
+        owned_tx,
         config_path,
         metrics,
         status,
@@ -258,6 +287,15 @@ struct Speaker {
     owned: Arc<OwnedSet>,
     responders: Responders,
     announcements: Announcements,
+    /// The static VIPs merged with the Kubernetes ones (a static entry wins).
+    placement: VipPlacement,
+    /// Kubernetes mode: the cluster view, taken by the event loop.
+    cluster: Option<watch::Receiver<ClusterView>>,
+    cluster_view: ClusterView,
+    /// Peers already joined through.
+    joined: BTreeSet<SocketAddr>,
+    /// The VIPs this node announces, for the Kubernetes edge's Events.
+    owned_tx: watch::Sender<BTreeSet<IpAddr>>,
     /// The live members the owned set was last computed from (this node included).
     live: BTreeSet<String>,
     /// When this node first saw each member suspected or down: the start of a failover.
@@ -275,10 +313,12 @@ impl Speaker {
         let mut rescan = tokio::time::interval_at(Instant::now() + RESCAN_PERIOD, RESCAN_PERIOD);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
+        // In Kubernetes mode the peers come from the Nodes, so a starting speaker expects some.
         let mut hold = StartupHold::new(
             Instant::now().into_std(),
-            !self.config.gossip.peers.is_empty(),
+            !self.config.gossip.peers.is_empty() || self.config.kubernetes.is_some(),
         );
+        let mut cluster = self.cluster.take();
         let mut live = live_rx.borrow_and_update().clone();
         hold.members_seen(Instant::now().into_std(), live.len());
         if !hold.holding() {
@@ -295,6 +335,18 @@ impl Speaker {
                 _ = interrupt.recv() => break,
                 _ = hangup.recv() => self.reload(&live),
                 _ = rescan.tick() => self.rescan_interfaces(),
+                changed = changed_or_forever(&mut cluster) => {
+                    let Some(receiver) = cluster.as_mut().filter(|_| changed) else {
+                        warn!("the Kubernetes watcher stopped; keeping the last known VIPs");
+                        cluster = None;
+                        continue;
+                    };
+                    let view = receiver.borrow_and_update().clone();
+                    self.apply_cluster_view(&gossip, view).await;
+                    if !hold.holding() {
+                        self.recompute(&live, "Kubernetes objects changed");
+                    }
+                }
                 changed = live_rx.changed() => {
                     if changed.is_err() {
                         return Err(RunError::GossipStopped);
@@ -367,7 +419,12 @@ impl Speaker {
         let mut live = live.clone();
         live.insert(self.config.node_name.clone());
         let previous_live = std::mem::replace(&mut self.live, live.clone());
-        let owned = owned_vips(&self.config.node_name, &self.config.vips, &live);
+        let owned = owned_vips(&self.config.node_name, &self.placement, &live);
+        self.owned_tx.send_if_modified(|sent| {
+            let changed = *sent != owned;
+            sent.clone_from(&owned);
+            changed
+        });
         // Answering stops (or starts) with this store, before any announcement goes out.
         self.owned.replace(owned.clone());
         let change = self.announcements.set_owned(now.into_std(), &owned);
@@ -383,7 +440,7 @@ impl Speaker {
         for vip in &change.lost {
             let new_owner = owner_of(
                 *vip,
-                self.config.vips.get(vip).and_then(Option::as_ref),
+                self.placement.get(vip).and_then(Option::as_ref),
                 &live,
             );
             info!(%vip, new_owner = new_owner.unwrap_or("-"), %reason, "stopped announcing VIP");
@@ -400,7 +457,7 @@ impl Speaker {
         }
         let mut failover_starts = Vec::new();
         for vip in &change.gained {
-            let allowed = self.config.vips.get(vip).and_then(Option::as_ref);
+            let allowed = self.placement.get(vip).and_then(Option::as_ref);
             let previous_owner = owner_of(*vip, allowed, &previous_live).map(str::to_owned);
             info!(%vip, previous_owner = previous_owner.as_deref().unwrap_or("-"), %reason,
                 "announcing VIP");
@@ -454,6 +511,29 @@ impl Speaker {
         }
     }
 
+    /// Takes a new Kubernetes view: its VIPs, and joins peers not joined before.
+    async fn apply_cluster_view(&mut self, gossip: &GossipHandle, view: ClusterView) {
+        if !view.synced {
+            return;
+        }
+        let new_peers: Vec<SocketAddr> = view.peers.difference(&self.joined).copied().collect();
+        if !new_peers.is_empty() {
+            info!(peers = ?new_peers, "joining peers found in Nodes");
+            match gossip.join(new_peers.clone()).await {
+                Ok(()) => self.joined.extend(new_peers),
+                Err(error) => warn!(%error, "cannot join the peers found in Nodes"),
+            }
+        }
+        self.cluster_view = view;
+        self.merge_placement();
+    }
+
+    fn merge_placement(&mut self) {
+        let mut placement = self.cluster_view.placement.clone();
+        placement.extend(self.config.vips.clone());
+        self.placement = placement;
+    }
+
     fn announce_due(&mut self) {
         for vip in self.announcements.take_due(Instant::now().into_std()) {
             for channel in self.responders.channels() {
@@ -499,6 +579,7 @@ impl Speaker {
                 self.metrics.config_last_reload_successful.set(1);
                 self.announcements.set_schedule(newer.schedule.clone());
                 self.config.vips = newer.vips;
+                self.merge_placement();
                 self.config.schedule = newer.schedule;
                 self.config.drain_grace = newer.drain_grace;
                 if self.status.ready.load(Ordering::Relaxed) {
@@ -530,6 +611,15 @@ impl Speaker {
         }
         self.owned.replace(BTreeSet::new());
         info!("drained");
+    }
+}
+
+/// Waits for a change of the cluster view; false when its sender is gone. Never returns
+/// outside Kubernetes mode.
+async fn changed_or_forever(cluster: &mut Option<watch::Receiver<ClusterView>>) -> bool {
+    match cluster {
+        Some(receiver) => receiver.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }
 

@@ -1,0 +1,471 @@
+//! Kubernetes mode, the edge: watches Services, Nodes and EndpointSlices, hands the runtime a
+//! [`ClusterView`] (the VIP placement from [`crate::placement`] and the gossip peers derived
+//! from the Nodes' InternalIP addresses), and records a `nodeAssigned` Event on a Service when
+//! this node starts announcing its IP.
+//!
+//! A watch error never empties the view: the last state that was fully listed stays in force
+//! (an API server outage must not stop announcements; gossip failover keeps working), and the
+//! watchers retry with backoff. A re-list replaces a kind's objects only once it is complete.
+//!
+//! `discovery.k8s.io/v1` EndpointSlices exist from Kubernetes 1.21. On an older API server the
+//! speaker logs this once and treats `externalTrafficPolicy: Local` Services as eligible on
+//! every eligible node, as it does Cluster Services.
+
+use crate::ownership::VipPlacement;
+use crate::placement::{self, ClassFilter, PlacementRules};
+use futures::stream::{BoxStream, SelectAll};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::watcher::{self, Event as WatchEvent};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+use swimlb_api::annotations::DEFAULT_LOAD_BALANCER_CLASS;
+use tokio::sync::watch;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+/// The API version EndpointSlices are read from.
+const ENDPOINT_SLICE_API: &str = "discovery.k8s.io/v1";
+/// How long to wait before asking again whether EndpointSlices are served, after an error.
+const PROBE_RETRY: Duration = Duration::from_secs(2);
+/// Environment variable with this node's IP (downward API `status.hostIP`), used as the gossip
+/// advertise address when the file has none.
+pub const NODE_IP_ENV: &str = "NODE_IP";
+
+/// The `kubernetes:` section of the speaker configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// A kubeconfig file; absent: in-cluster configuration (or `KUBECONFIG`).
+    #[serde(default)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Labels a node must carry to announce; empty: every node.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// The gossip port of the other speakers; absent: this speaker's own bind port.
+    #[serde(default)]
+    pub gossip_port: Option<u16>,
+    /// The `spec.loadBalancerClass` announced for.
+    #[serde(default = "default_class")]
+    pub load_balancer_class: String,
+    /// Announce Services without a class too.
+    #[serde(default = "default_true")]
+    pub serve_unset_class: bool,
+}
+
+fn default_class() -> String {
+    DEFAULT_LOAD_BALANCER_CLASS.to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// What the runtime takes from the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterView {
+    /// VIP → nodes allowed to own it (always `Some`: a node needs a Node object).
+    pub placement: VipPlacement,
+    /// The other speakers' gossip addresses.
+    pub peers: BTreeSet<SocketAddr>,
+    /// False until Services and Nodes (and EndpointSlices, when served) were listed once.
+    pub synced: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KubernetesError {
+    #[error("cannot read the kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        source: kube::config::KubeconfigError,
+    },
+    #[error("cannot build a Kubernetes client: {0}")]
+    Client(#[from] kube::Error),
+    #[error("cannot find the Kubernetes configuration: {0}")]
+    Infer(#[from] kube::config::InferConfigError),
+}
+
+/// The gossip address to advertise in Kubernetes mode when the file names none: `NODE_IP`
+/// with the bind port, when the bind address is a wildcard.
+pub fn advertise_from_env(bind: SocketAddr) -> Option<SocketAddr> {
+    if !bind.ip().is_unspecified() {
+        return None;
+    }
+    let ip: IpAddr = std::env::var(NODE_IP_ENV).ok()?.trim().parse().ok()?;
+    Some(SocketAddr::new(ip, bind.port()))
+}
+
+async fn client(config: &KubernetesConfig) -> Result<Client, KubernetesError> {
+    let client_config = match &config.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(|source| {
+                KubernetesError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .map_err(|source| KubernetesError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                })?
+        }
+        None => kube::Config::infer().await?,
+    };
+    Ok(Client::try_from(client_config)?)
+}
+
+/// Starts watching the cluster. `owned` carries the VIPs this node announces (for Events).
+pub async fn start(
+    config: KubernetesConfig,
+    node_name: String,
+    gossip_port: u16,
+    owned: watch::Receiver<BTreeSet<IpAddr>>,
+) -> Result<watch::Receiver<ClusterView>, KubernetesError> {
+    let client = client(&config).await?;
+    let (view_tx, view_rx) = watch::channel(ClusterView::default());
+    let recorder = Recorder::new(
+        client.clone(),
+        Reporter {
+            controller: "swimlb-speaker".to_owned(),
+            instance: Some(node_name.clone()),
+        },
+    );
+    let watcher = ClusterWatcher {
+        rules: PlacementRules {
+            class: ClassFilter {
+                class: config.load_balancer_class.clone(),
+                include_unset: config.serve_unset_class,
+            },
+            node_selector: config.node_selector.clone(),
+            endpoints_known: false,
+        },
+        gossip_port: config.gossip_port.unwrap_or(gossip_port),
+        node_name: node_name.clone(),
+        services: Store::default(),
+        nodes: Store::default(),
+        slices: Store::default(),
+        slices_probed: false,
+        announced: BTreeSet::new(),
+        recorder,
+        view: view_tx,
+    };
+    tokio::spawn(
+        watcher
+            .run(client, owned)
+            .instrument(info_span!("kubernetes", node = %node_name)),
+    );
+    Ok(view_rx)
+}
+
+enum Input {
+    Service(Box<WatchEvent<Service>>),
+    Node(Box<WatchEvent<Node>>),
+    Slice(Box<WatchEvent<EndpointSlice>>),
+    WatchError(&'static str, watcher::Error),
+}
+
+fn watch_stream<K>(
+    api: Api<K>,
+    wrap: fn(WatchEvent<K>) -> Input,
+    kind: &'static str,
+) -> BoxStream<'static, Input>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default,
+{
+    watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .map(move |item| match item {
+            Ok(event) => wrap(event),
+            Err(error) => Input::WatchError(kind, error),
+        })
+        .boxed()
+}
+
+/// The objects of one kind, as last fully listed and then updated by watch events.
+struct Store<K> {
+    objects: BTreeMap<(String, String), K>,
+    /// Objects of a re-list in progress; they replace `objects` when it completes.
+    relist: Option<BTreeMap<(String, String), K>>,
+    synced: bool,
+}
+
+impl<K> Default for Store<K> {
+    fn default() -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            relist: None,
+            synced: false,
+        }
+    }
+}
+
+impl<K: ResourceExt> Store<K> {
+    fn key(object: &K) -> (String, String) {
+        (object.namespace().unwrap_or_default(), object.name_any())
+    }
+
+    /// Applies a watch event; true when `objects` changed.
+    fn apply(&mut self, event: WatchEvent<K>) -> bool {
+        match event {
+            WatchEvent::Init => {
+                self.relist = Some(BTreeMap::new());
+                false
+            }
+            WatchEvent::InitApply(object) => {
+                self.relist
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(Self::key(&object), object);
+                false
+            }
+            WatchEvent::InitDone => {
+                if let Some(listed) = self.relist.take() {
+                    self.objects = listed;
+                }
+                self.synced = true;
+                true
+            }
+            WatchEvent::Apply(object) => {
+                self.objects.insert(Self::key(&object), object);
+                true
+            }
+            WatchEvent::Delete(object) => self.objects.remove(&Self::key(&object)).is_some(),
+        }
+    }
+}
+
+struct ClusterWatcher {
+    rules: PlacementRules,
+    gossip_port: u16,
+    node_name: String,
+    services: Store<Service>,
+    nodes: Store<Node>,
+    slices: Store<EndpointSlice>,
+    /// Whether the EndpointSlice API question has been answered.
+    slices_probed: bool,
+    /// The VIPs this node announced when last told, for `nodeAssigned` Events.
+    announced: BTreeSet<IpAddr>,
+    recorder: Recorder,
+    view: watch::Sender<ClusterView>,
+}
+
+impl ClusterWatcher {
+    async fn run(mut self, client: Client, mut owned: watch::Receiver<BTreeSet<IpAddr>>) {
+        let mut streams: SelectAll<BoxStream<'static, Input>> = SelectAll::new();
+        streams.push(watch_stream(
+            Api::<Service>::all(client.clone()),
+            |event| Input::Service(Box::new(event)),
+            "Service",
+        ));
+        streams.push(watch_stream(
+            Api::<Node>::all(client.clone()),
+            |event| Input::Node(Box::new(event)),
+            "Node",
+        ));
+        let mut probe = Box::pin(endpoint_slices_served(client.clone()).fuse());
+        let mut owned_open = true;
+        loop {
+            tokio::select! {
+                served = &mut probe, if !self.slices_probed => {
+                    self.slices_probed = true;
+                    self.rules.endpoints_known = served;
+                    if served {
+                        streams.push(watch_stream(
+                            Api::<EndpointSlice>::all(client.clone()),
+                            |event| Input::Slice(Box::new(event)),
+                            "EndpointSlice",
+                        ));
+                    }
+                    self.publish();
+                }
+                input = streams.next() => {
+                    let Some(input) = input else { break };
+                    let changed = match input {
+                        Input::Service(event) => self.services.apply(*event),
+                        Input::Node(event) => self.nodes.apply(*event),
+                        Input::Slice(event) => self.slices.apply(*event),
+                        Input::WatchError(kind, error) => {
+                            warn!(kind, %error, "watch failed; keeping the last known state and retrying");
+                            false
+                        }
+                    };
+                    if changed {
+                        self.publish();
+                    }
+                }
+                changed = owned.changed(), if owned_open => {
+                    if changed.is_err() {
+                        owned_open = false;
+                        continue;
+                    }
+                    let now = owned.borrow_and_update().clone();
+                    self.record_assignments(now).await;
+                }
+            }
+        }
+        warn!("every watch ended; keeping the last known state");
+    }
+
+    fn synced(&self) -> bool {
+        self.services.synced
+            && self.nodes.synced
+            && self.slices_probed
+            && (!self.rules.endpoints_known || self.slices.synced)
+    }
+
+    fn publish(&self) {
+        if !self.synced() {
+            return;
+        }
+        let placement = placement::placement(
+            self.services.objects.values(),
+            self.nodes.objects.values(),
+            self.slices.objects.values(),
+            &self.rules,
+        );
+        let peers = placement::internal_ips(self.nodes.objects.values())
+            .into_iter()
+            .filter(|(name, _)| *name != self.node_name)
+            .map(|(_, ip)| SocketAddr::new(ip, self.gossip_port))
+            .collect();
+        let view = ClusterView {
+            placement,
+            peers,
+            synced: true,
+        };
+        self.view.send_if_modified(|current| {
+            if *current == view {
+                return false;
+            }
+            debug!(
+                vips = view.placement.len(),
+                peers = view.peers.len(),
+                "cluster view changed"
+            );
+            *current = view;
+            true
+        });
+    }
+
+    /// Records `nodeAssigned` on the Services of every VIP this node just started announcing.
+    async fn record_assignments(&mut self, owned: BTreeSet<IpAddr>) {
+        let gained: Vec<IpAddr> = owned.difference(&self.announced).copied().collect();
+        self.announced = owned;
+        for vip in gained {
+            for service in
+                placement::services_with_vip(self.services.objects.values(), vip, &self.rules.class)
+            {
+                let event = Event {
+                    type_: EventType::Normal,
+                    reason: "nodeAssigned".to_owned(),
+                    note: Some(format!("announcing {vip} from node {}", self.node_name)),
+                    action: "Announce".to_owned(),
+                    secondary: None,
+                };
+                if let Err(error) = self
+                    .recorder
+                    .publish(&event, &service.object_ref(&()))
+                    .await
+                {
+                    warn!(%error, %vip, service = %service.name_any(), "cannot record the nodeAssigned Event");
+                }
+            }
+        }
+    }
+}
+
+/// Whether the API server serves EndpointSlices in [`ENDPOINT_SLICE_API`]. Retries until it
+/// gets an answer; logs once when it does not.
+async fn endpoint_slices_served(client: Client) -> bool {
+    loop {
+        match client.list_api_group_resources(ENDPOINT_SLICE_API).await {
+            Ok(list) => {
+                let served = list.resources.iter().any(|r| r.name == "endpointslices");
+                if served {
+                    info!(api = ENDPOINT_SLICE_API, "watching EndpointSlices");
+                } else {
+                    warn!(
+                        api = ENDPOINT_SLICE_API,
+                        "EndpointSlices not served: externalTrafficPolicy Local Services are eligible on every node"
+                    );
+                }
+                return served;
+            }
+            Err(kube::Error::Api(status)) if status.is_not_found() => {
+                warn!(
+                    api = ENDPOINT_SLICE_API,
+                    "API version not served (Kubernetes older than 1.21): externalTrafficPolicy Local Services are eligible on every node"
+                );
+                return false;
+            }
+            Err(error) => {
+                debug!(%error, "cannot ask whether EndpointSlices are served; asking again");
+                tokio::time::sleep(PROBE_RETRY).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str) -> Node {
+        let mut node = Node::default();
+        node.metadata.name = Some(name.to_owned());
+        node
+    }
+
+    fn names(store: &Store<Node>) -> Vec<String> {
+        store.objects.keys().map(|(_, name)| name.clone()).collect()
+    }
+
+    #[test]
+    fn a_relist_replaces_the_objects_only_when_complete() {
+        let mut store = Store::default();
+        store.apply(WatchEvent::Init);
+        store.apply(WatchEvent::InitApply(node("a")));
+        store.apply(WatchEvent::InitApply(node("b")));
+        assert!(!store.synced);
+        assert!(store.apply(WatchEvent::InitDone));
+        assert_eq!(names(&store), ["a", "b"]);
+        // A watch error restarts the list: until it completes, the old objects stay.
+        store.apply(WatchEvent::Init);
+        store.apply(WatchEvent::InitApply(node("b")));
+        assert_eq!(names(&store), ["a", "b"]);
+        store.apply(WatchEvent::InitDone);
+        assert_eq!(names(&store), ["b"]);
+        assert!(store.apply(WatchEvent::Delete(node("b"))));
+        assert!(!store.apply(WatchEvent::Delete(node("b"))));
+        assert!(store.apply(WatchEvent::Apply(node("c"))));
+        assert_eq!(names(&store), ["c"]);
+    }
+
+    #[test]
+    fn the_section_has_defaults_and_rejects_unknown_fields() {
+        let config: KubernetesConfig =
+            serde_saphyr::from_str("node_selector: {zone: x}\n").expect("valid");
+        assert_eq!(config.load_balancer_class, DEFAULT_LOAD_BALANCER_CLASS);
+        assert!(config.serve_unset_class);
+        assert_eq!(config.gossip_port, None);
+        assert_eq!(
+            config.node_selector.get("zone").map(String::as_str),
+            Some("x")
+        );
+        assert!(serde_saphyr::from_str::<KubernetesConfig>("nodeSelector: {}\n").is_err());
+    }
+
+    #[test]
+    fn the_advertise_address_comes_from_the_environment_only_for_a_wildcard_bind() {
+        let bound: SocketAddr = "192.0.2.1:7946".parse().expect("address");
+        assert_eq!(advertise_from_env(bound), None);
+    }
+}
