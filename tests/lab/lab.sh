@@ -390,6 +390,10 @@ kill_trial() { # VIP, output file for the failover time in ms
   [[ "$vip" == *:* ]] && family="-6"
   local owner; owner="$(owners_of "$vip" | tr -d ' ')"
   [ -n "$owner" ] || fail "$vip has no owner before the trial"
+  # Neighbor discovery seen by the client during the trial, for the failure report.
+  ip netns exec "$cl" tcpdump -i eth0 -n -e -tt -l 'arp or (icmp6 and ip6[40] >= 133 and ip6[40] <= 136)' \
+    >"$work/trial-capture" 2>/dev/null &
+  capture_pid=$!
   ip netns exec "$cl" ping $family -D -n -i 0.01 -w 8 "$vip" >"$work/ping" 2>&1 &
   ping_pid=$!
   sleep 0.5
@@ -406,7 +410,17 @@ kill_trial() { # VIP, output file for the failover time in ms
     sleep 0.1
   done
   kill "$ping_pid" 2>/dev/null; wait "$ping_pid" 2>/dev/null || true; ping_pid=""
-  [ "$ms" != none ] || fail "no failover for $vip within 6 s after n$owner died"
+  kill "$capture_pid" 2>/dev/null; wait "$capture_pid" 2>/dev/null || true
+  if [ "$ms" = none ]; then
+    echo "client neighbor entry: $(ip -n "$cl" neigh show "$vip")" >&2
+    echo "neighbor discovery seen by the client (t0 = $t0):" >&2
+    tail -n 40 "$work/trial-capture" >&2
+    for i in $(seq 1 "$nodes"); do
+      [ -n "${pid[$i]:-}" ] || continue
+      echo "n$i: $(http "$i" /vips | awk -v v="$vip" '$1 == v' ) $(http "$i" /metrics | grep -E '^swimlb_speaker_(gratuitous_sent|send_errors|requests_received|responses_sent)' | tr '\n' ' ')" >&2
+    done
+    fail "no failover for $vip within 6 s after n$owner died"
+  fi
   local now_owner; now_owner="$(owners_of "$vip" | tr -d ' ')"
   [ -n "$now_owner" ] && [ "$now_owner" != "$owner" ] || fail "$vip owners after failover: [$now_owner]"
   [ "$(client_neigh "$vip")" = "$(node_mac "$now_owner")" ] ||
