@@ -18,7 +18,8 @@
 //! The envelope proves a datagram was sealed by a holder of a cluster key; it does not prove
 //! the datagram is fresh. An on-path attacker can replay captured datagrams. What that can do:
 //! - replay a probe: the receiver answers it again (one extra ack to a cluster member);
-//! - replay a join or an announce: the receiver sends its member list to the original sender;
+//! - replay a join or an announce: the receiver sends its member list to the original sender
+//!   (for a join, at most once per rejoin interval per joiner);
 //! - replay old membership updates: they carry the incarnation and generation they were made
 //!   with, and SWIM keeps only the newest, so an old "alive" cannot revive a member declared
 //!   down, an old "down" cannot remove a member that has since rejoined with a newer

@@ -105,6 +105,13 @@ const FRAME_SWIM: u8 = 0;
 /// "Here I am, announce yourself to me": how a member joins through peers it knows only by
 /// address (foca's own announce needs the peer's name).
 const FRAME_JOIN: u8 = 1;
+/// Part of the member list, sent in answer to a join. foca's own reply to an announce carries
+/// only as many members as fit one datagram (about forty), so without this a member joining a
+/// large cluster would learn the rest over minutes of probes, and meanwhile believe itself the
+/// owner of VIPs that belong to members it has not heard of.
+const FRAME_MEMBERS: u8 = 2;
+/// Room kept for the frame byte and postcard's length prefix in a member-list datagram.
+const MEMBERS_FRAME_SLACK: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum CoreTimer {
@@ -128,6 +135,9 @@ pub struct Membership {
     /// Cluster size foca's scaled timings were last computed for.
     sized_for: usize,
     join_peers: Vec<SocketAddr>,
+    /// When each joiner was last sent the member list, so replayed or repeated joins cannot
+    /// make this member send it more than once per `rejoin_interval`.
+    member_list_sent: BTreeMap<String, Duration>,
     rejoin_scheduled: bool,
     left: bool,
     outbox: VecDeque<Datagram>,
@@ -165,6 +175,7 @@ impl Membership {
             live: BTreeMap::new(),
             sized_for: 1,
             join_peers: Vec::new(),
+            member_list_sent: BTreeMap::new(),
             rejoin_scheduled: false,
             left: false,
             outbox: VecDeque::new(),
@@ -246,8 +257,17 @@ impl Membership {
                 if joiner.name == self.identity().name {
                     return Err(DropReason::Refused);
                 }
+                self.send_member_list(&joiner);
                 self.swim
                     .announce(joiner, &mut self.runtime)
+                    .map_err(|_| DropReason::Refused)
+            }
+            Some((&FRAME_MEMBERS, body)) => {
+                let members: Vec<foca::Member<NodeId>> =
+                    postcard::from_bytes(body).map_err(|_| DropReason::Malformed)?;
+                // Not re-broadcast: the sender's cluster already knows all of them.
+                self.swim
+                    .apply_many(members.into_iter(), false, &mut self.runtime)
                     .map_err(|_| DropReason::Refused)
             }
             _ => Err(DropReason::Malformed),
@@ -358,6 +378,52 @@ impl Membership {
         for peer in self.join_peers.clone() {
             self.seal_and_queue(peer, &payload);
         }
+    }
+
+    /// Sends `joiner` every member this one believes active, itself included, in as many
+    /// datagrams as it takes.
+    fn send_member_list(&mut self, joiner: &NodeId) {
+        let interval = self.timing.rejoin_interval;
+        if let Some(last) = self.member_list_sent.get(&joiner.name)
+            && self.now < *last + interval
+        {
+            return;
+        }
+        self.member_list_sent.insert(joiner.name.clone(), self.now);
+        let members: Vec<foca::Member<NodeId>> =
+            std::iter::once(foca::Member::alive(self.identity().clone()))
+                .chain(
+                    self.swim
+                        .iter_membership_state()
+                        .filter(|m| m.state() != foca::State::Down && m.id().name != joiner.name)
+                        .cloned(),
+                )
+                .collect();
+        let budget = crate::preset::MAX_FOCA_PACKET - MEMBERS_FRAME_SLACK;
+        let mut chunk: Vec<foca::Member<NodeId>> = Vec::new();
+        let mut chunk_bytes = 0;
+        for member in members {
+            let size = postcard::experimental::serialized_size(&member).unwrap_or(budget);
+            if chunk_bytes + size > budget && !chunk.is_empty() {
+                self.send_members_frame(joiner.addr, &std::mem::take(&mut chunk));
+                chunk_bytes = 0;
+            }
+            chunk_bytes += size;
+            chunk.push(member);
+        }
+        if !chunk.is_empty() {
+            self.send_members_frame(joiner.addr, &chunk);
+        }
+    }
+
+    fn send_members_frame(&mut self, to: SocketAddr, members: &[foca::Member<NodeId>]) {
+        let Ok(body) = postcard::to_allocvec(members) else {
+            return;
+        };
+        let mut payload = Vec::with_capacity(body.len() + 1);
+        payload.push(FRAME_MEMBERS);
+        payload.extend_from_slice(&body);
+        self.seal_and_queue(to, &payload);
     }
 
     fn seal_and_queue(&mut self, to: SocketAddr, payload: &[u8]) {

@@ -329,3 +329,21 @@ fn a_leaving_member_is_seen_down_sooner_than_a_crash() {
         "a graceful leave must not go through suspicion"
     );
 }
+
+#[test]
+fn a_member_joining_a_large_cluster_learns_every_member_at_once() {
+    let mut net = Net::cluster(9, 120);
+    let all = Net::names(0..120);
+    let formed = net.run_until_true(Duration::from_secs(30), |n| n.live_everywhere(&all));
+    assert!(formed.is_some(), "120 members never converged");
+    net.start(120, 1, KeyRing::new(1, KEY), &[addr(7)]);
+    // One join round trip plus the member list: far less than a probe period of 100 members.
+    net.run_until(net.now + Duration::from_millis(20));
+    let late = net.member(120).live_names();
+    assert_eq!(
+        late.len(),
+        121,
+        "the joiner knows only {} members",
+        late.len()
+    );
+}
