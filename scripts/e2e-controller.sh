@@ -6,108 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-for tool in etcd kubectl openssl curl ss; do
-  command -v "$tool" >/dev/null || { echo "e2e-controller: $tool is missing (scripts/setup.sh installs it)" >&2; exit 1; }
-done
-
-build_start=$(date +%s)
-apiserver=$(scripts/kube-apiserver.sh)
-echo "== kube-apiserver ready at $apiserver ($(($(date +%s) - build_start)) s)"
-
-work=$(mktemp -d /tmp/swimlb-e2e.XXXXXX)
-pids=()
-cleanup() {
-  local status=$?
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  if [ "$status" -ne 0 ]; then
-    echo "== e2e failed; last lines of the API server and etcd logs:" >&2
-    tail -n 20 "$work/apiserver.log" "$work/etcd.log" 2>/dev/null >&2 || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# A random unused TCP port on loopback.
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
-    if [ -z "$(ss -Htln "sport = :$port")" ]; then
-      echo "$port"
-      return 0
-    fi
-  done
-  echo "no free port found" >&2
-  return 1
-}
-
-etcd_client=$(free_port)
-etcd_peer=$(free_port)
-apiserver_port=$(free_port)
-
-etcd --name e2e --data-dir "$work/etcd" \
-  --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \
-  --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
-  --initial-cluster "e2e=http://127.0.0.1:$etcd_peer" >"$work/etcd.log" 2>&1 &
-pids+=($!)
-
-openssl genrsa -out "$work/service-account.key" 2048 2>/dev/null
-token=$(openssl rand -hex 24)
+e2e_users=(swimlb-e2e-controller)
+# shellcheck source=scripts/lib/apiserver.sh
+source scripts/lib/apiserver.sh
 # The controller runs as its own user, limited by deploy/controller/rbac.yaml.
-controller_token=$(openssl rand -hex 24)
-{
-  echo "$token,admin,admin-uid,system:masters"
-  echo "$controller_token,swimlb-e2e-controller,swimlb-e2e-controller-uid"
-} >"$work/tokens.csv"
-
-"$apiserver" \
-  --etcd-servers "http://127.0.0.1:$etcd_client" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$apiserver_port" --insecure-port 0 \
-  --cert-dir "$work/certs" \
-  --service-account-issuer https://kubernetes.default.svc \
-  --service-account-key-file "$work/service-account.key" \
-  --service-account-signing-key-file "$work/service-account.key" \
-  --token-auth-file "$work/tokens.csv" --authorization-mode RBAC \
-  --service-cluster-ip-range 10.96.0.0/16,2001:db8:96::/112 --feature-gates IPv6DualStack=true \
-  --endpoint-reconciler-type none \
-  >"$work/apiserver.log" 2>&1 &
-pids+=($!)
-
-start=$(date +%s)
-ready=""
-for _ in $(seq 1 120); do
-  if [ "$(curl -sk -m 2 -H "Authorization: Bearer $token" "https://127.0.0.1:$apiserver_port/readyz" || true)" = ok ]; then
-    ready=yes
-    break
-  fi
-  kill -0 "${pids[1]}" 2>/dev/null || break
-  sleep 0.5
-done
-[ -n "$ready" ] || { echo "kube-apiserver did not become ready" >&2; exit 1; }
-echo "== kube-apiserver ready in $(($(date +%s) - start)) s on 127.0.0.1:$apiserver_port"
-
-write_kubeconfig() {
-  cat >"$1" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: e2e
-  cluster:
-    server: https://127.0.0.1:$apiserver_port
-    insecure-skip-tls-verify: true
-users:
-- name: user
-  user:
-    token: $2
-contexts:
-- name: e2e
-  context: {cluster: e2e, user: user}
-current-context: e2e
-EOF
-}
-export KUBECONFIG="$work/kubeconfig"
-write_kubeconfig "$KUBECONFIG" "$token"
+controller_token=$e2e_token_swimlb_e2e_controller
 export SWIMLB_E2E_CONTROLLER_KUBECONFIG="$work/controller-kubeconfig"
 write_kubeconfig "$SWIMLB_E2E_CONTROLLER_KUBECONFIG" "$controller_token"
 

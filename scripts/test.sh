@@ -15,3 +15,5 @@ echo "== cargo test"
 cargo test --workspace
 echo "== speaker lab (network namespaces)"; tests/lab/lab.sh
 scripts/e2e-controller.sh
+echo "== deploy manifests"; kubectl kustomize deploy/ >/dev/null; scripts/check-helm-chart.py
+scripts/e2e-speaker.sh

@@ -4,58 +4,15 @@
 //! finishes deleting one) and deletes its Services when done.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Runs kubectl and returns its stdout; panics with its stderr on failure.
-fn kubectl(args: &[&str]) -> String {
-    kubectl_with_input(args, None)
-}
-
-fn kubectl_with_input(args: &[&str], input: Option<&str>) -> String {
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl runs");
-    if let Some(text) = input {
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(text.as_bytes())
-            .expect("writing kubectl's stdin");
-    }
-    let output = child.wait_with_output().expect("kubectl finishes");
-    assert!(
-        output.status.success(),
-        "kubectl {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Runs kubectl; `None` when it fails (an object that does not exist yet, for instance).
-fn try_kubectl(args: &[&str]) -> Option<String> {
-    let output = Command::new("kubectl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
-}
+#[path = "../../tests/support/kube_e2e.rs"]
+mod support;
+use support::{
+    WAIT, apply, controller_namespaces, http_get, kubectl, try_kubectl, unique, wait_for,
+};
 
 fn lease_holder(namespace: &str) -> Option<String> {
     try_kubectl(&[
@@ -67,54 +24,6 @@ fn lease_holder(namespace: &str) -> Option<String> {
         "-o",
         "jsonpath={.spec.holderIdentity}",
     ])
-}
-
-fn apply(namespace: &str, manifest: &str) {
-    kubectl_with_input(&["apply", "-n", namespace, "-f", "-"], Some(manifest));
-}
-
-/// A plain HTTP/1.0 GET; the body, or `None` on any failure.
-fn http_get(address: &str, path: &str) -> Option<String> {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    head.starts_with("HTTP/1.0 200")
-        .then(|| body.to_owned())
-        .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_owned()))
-}
-
-/// Polls `probe` every 200 ms until it returns `Some`, for at most `limit`.
-fn wait_for<T>(what: &str, limit: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A unique suffix for names in this run.
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!(
-        "{prefix}-{:x}{:x}",
-        std::process::id() % 0xfff,
-        nanos % 0xfffff
-    )
 }
 
 /// A running controller process.
@@ -220,19 +129,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(name: &'static str) -> Self {
-        let config_namespace = unique("swimlb-cfg");
-        let namespace = unique(name);
-        kubectl(&["create", "namespace", &config_namespace]);
-        kubectl(&["create", "namespace", &namespace]);
-        kubectl(&[
-            "create",
-            "rolebinding",
-            "swimlb-controller-config",
-            "--clusterrole=swimlb-controller-config",
-            "--user=swimlb-e2e-controller",
-            "-n",
-            &config_namespace,
-        ]);
+        let (config_namespace, namespace) = controller_namespaces(name);
         Self {
             name,
             config_namespace,

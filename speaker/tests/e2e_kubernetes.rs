@@ -1,0 +1,319 @@
+//! End-to-end test of Kubernetes mode against a real kube-apiserver: three speakers and the
+//! controller, a Service exposed with kubectl, the VIP checked through the speakers' /metrics.
+//! `scripts/e2e-speaker.sh` starts etcd and the API server, sets KUBECONFIG and runs it.
+//!
+//! The three "nodes" are Node objects with InternalIPs 127.0.0.11-13; each speaker gossips on
+//! its node's loopback address (one port for all, as on real nodes) and serves /metrics there.
+//! The speakers answer on no interface (`interfaces` names one that does not exist): this test
+//! is about placement, ownership and the Kubernetes edge; the network-namespace lab covers
+//! ARP/NDP on the wire.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+#[path = "../../tests/support/kube_e2e.rs"]
+mod support;
+use support::{WAIT, apply, controller_namespaces, http_get, kubectl, wait_for};
+
+const NODES: [(&str, &str); 3] = [
+    ("node-a", "127.0.0.11"),
+    ("node-b", "127.0.0.12"),
+    ("node-c", "127.0.0.13"),
+];
+const POOL: &str = "203.0.113.16/28";
+const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
+
+/// A free port on `ip` (TCP or UDP), found by binding to port 0.
+fn free_port(ip: &str, udp: bool) -> u16 {
+    if udp {
+        let socket = std::net::UdpSocket::bind((ip, 0)).expect("bind a UDP port");
+        socket.local_addr().expect("local address").port()
+    } else {
+        let socket = std::net::TcpListener::bind((ip, 0)).expect("bind a TCP port");
+        socket.local_addr().expect("local address").port()
+    }
+}
+
+/// A running process with its log file; killed when dropped, its log shown on failure.
+struct Process {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(name: &str, mut command: Command, logs: &Path) -> Self {
+        let log = logs.join(format!("{name}.log"));
+        let file = File::create(&log).expect("log file");
+        let child = command
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("the process starts");
+        Self {
+            name: name.to_owned(),
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// SIGKILL: no leave, no drain, as a crashed node.
+    fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "--- {} log:\n{}",
+                self.name,
+                lines[lines.len().saturating_sub(25)..].join("\n")
+            );
+        }
+        self.crash();
+    }
+}
+
+struct Speaker {
+    node: &'static str,
+    metrics: String,
+    process: Process,
+}
+
+impl Speaker {
+    /// The VIPs whose `swimlb_speaker_announced` gauge is 1; `None` when /metrics is down.
+    fn announced(&self) -> Option<BTreeSet<IpAddr>> {
+        let text = http_get(&self.metrics, "/metrics")?;
+        Some(
+            text.lines()
+                .filter_map(|line| line.strip_prefix("swimlb_speaker_announced{ip=\""))
+                .filter_map(|rest| rest.split_once("\"} "))
+                .filter(|(_, value)| value.trim() == "1")
+                .filter_map(|(ip, _)| ip.parse().ok())
+                .collect(),
+        )
+    }
+}
+
+/// The nodes whose speaker announces `vip` now (a dead speaker announces nothing).
+fn announcers(speakers: &[Speaker], vip: IpAddr) -> BTreeSet<&'static str> {
+    speakers
+        .iter()
+        .filter(|s| s.announced().is_some_and(|set| set.contains(&vip)))
+        .map(|s| s.node)
+        .collect()
+}
+
+/// Waits until exactly `expected` announces `vip`; returns how long it took.
+fn wait_for_owner(speakers: &[Speaker], vip: IpAddr, expected: &str, what: &str) -> Duration {
+    let start = Instant::now();
+    wait_for(what, WAIT, || {
+        let now = announcers(speakers, vip);
+        (now.len() == 1 && now.contains(expected)).then_some(())
+    });
+    start.elapsed()
+}
+
+fn rendezvous_owner(vip: IpAddr, candidates: &[&'static str]) -> &'static str {
+    let owner = swimlb_gossip::owner::owner(vip, candidates.iter().copied())
+        .expect("a non-empty candidate set has an owner");
+    candidates
+        .iter()
+        .copied()
+        .find(|c| *c == owner)
+        .expect("the owner is a candidate")
+}
+
+#[test]
+#[ignore = "needs a kube-apiserver: run scripts/e2e-speaker.sh"]
+fn a_service_ip_is_announced_by_its_rendezvous_owner_and_moves_on_exclusion_and_crash() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    let (config_namespace, namespace) = controller_namespaces("speaker");
+    apply(
+        &config_namespace,
+        &format!(
+            "apiVersion: swimlb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: e2e\nspec:\n  addresses: [{POOL}]\n"
+        ),
+    );
+    for (node, ip) in NODES {
+        kubectl_apply_node(node);
+        kubectl(&[
+            "patch",
+            "node",
+            node,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"status":{{"addresses":[{{"type":"InternalIP","address":"{ip}"}}]}}}}"#),
+        ]);
+    }
+
+    let key = logs.path().join("gossip.key");
+    let key_hex: String = (0..32).map(|i| format!("{:02x}", i * 7 + 3)).collect();
+    std::fs::write(&key, format!("0 {key_hex}\n")).expect("key file");
+    let speaker_kubeconfig = std::env::var("SWIMLB_E2E_SPEAKER_KUBECONFIG")
+        .expect("SWIMLB_E2E_SPEAKER_KUBECONFIG (set by scripts/e2e-speaker.sh)");
+    let gossip_port = free_port(NODES[0].1, true);
+    let started = Instant::now();
+    let speakers: Vec<Speaker> = NODES
+        .iter()
+        .map(|(node, ip)| {
+            let metrics = format!("{ip}:{}", free_port(ip, false));
+            let config = logs.path().join(format!("{node}.yaml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "node_name: {node}\n\
+                     gossip:\n  bind: {ip}:{gossip_port}\n  key_file: {}\n\
+                     interfaces: [swimlb-e2e-none]\n\
+                     metrics_address: {metrics}\n\
+                     drain_grace_ms: 0\n\
+                     kubernetes:\n  kubeconfig: {speaker_kubeconfig}\n",
+                    key.display()
+                ),
+            )
+            .expect("speaker config");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_swimlb-speaker"));
+            command
+                .args(["--config", &config.display().to_string()])
+                .env("SWIMLB_LOG", "info,kube=warn");
+            Speaker {
+                node,
+                metrics,
+                process: Process::start(node, command, logs.path()),
+            }
+        })
+        .collect();
+
+    let controller_bin = std::env::var("SWIMLB_E2E_CONTROLLER_BIN")
+        .expect("SWIMLB_E2E_CONTROLLER_BIN (set by scripts/e2e-speaker.sh)");
+    let mut command = Command::new(controller_bin);
+    if let Ok(kubeconfig) = std::env::var("SWIMLB_E2E_CONTROLLER_KUBECONFIG") {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    command
+        .args([
+            "--namespace",
+            &config_namespace,
+            "--leader-elect",
+            "false",
+            "--metrics-address",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info,kube=warn");
+    let _controller = Process::start("controller", command, logs.path());
+
+    // Every speaker ready (start-up hold over) before the Service exists.
+    for speaker in &speakers {
+        wait_for(&format!("{} ready", speaker.node), WAIT, || {
+            http_get(&speaker.metrics, "/readyz")
+        });
+    }
+    eprintln!("speakers ready after {:?}", started.elapsed());
+
+    kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        &namespace,
+        "--image=registry.k8s.io/pause:3.9",
+    ]);
+    let exposed = Instant::now();
+    kubectl(&[
+        "expose",
+        "deployment",
+        "web",
+        "-n",
+        &namespace,
+        "--type=LoadBalancer",
+        "--port=80",
+    ]);
+    let vip: IpAddr = wait_for("the controller to assign an IP", WAIT, || {
+        let out = kubectl(&[
+            "get",
+            "service",
+            "web",
+            "-n",
+            &namespace,
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ]);
+        out.trim().parse().ok()
+    });
+    let all: Vec<&'static str> = NODES.iter().map(|(n, _)| *n).collect();
+    let first = rendezvous_owner(vip, &all);
+    wait_for_owner(&speakers, vip, first, "the rendezvous owner to announce");
+    eprintln!(
+        "{vip} announced by {first} {:?} after kubectl expose",
+        exposed.elapsed()
+    );
+
+    wait_for("a nodeAssigned Event naming the owner", WAIT, || {
+        let out = kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &namespace,
+            "-o",
+            "jsonpath={range .items[*]}{.reason} {.message}{\"\\n\"}{end}",
+        ]);
+        out.lines()
+            .any(|l| l.starts_with("nodeAssigned") && l.contains(first))
+            .then_some(())
+    });
+
+    kubectl(&["label", "node", first, &format!("{EXCLUDE_LABEL}=true")]);
+    let rest: Vec<&'static str> = all.iter().copied().filter(|n| *n != first).collect();
+    let second = rendezvous_owner(vip, &rest);
+    let moved = wait_for_owner(&speakers, vip, second, "the VIP to leave the excluded node");
+    eprintln!("exclusion of {first}: {vip} moved to {second} in {moved:?}");
+
+    let mut speakers = speakers;
+    let victim = speakers
+        .iter_mut()
+        .find(|s| s.node == second)
+        .expect("the second owner's speaker");
+    let killed = Instant::now();
+    victim.process.crash();
+    let third = rest
+        .iter()
+        .copied()
+        .find(|n| *n != second)
+        .expect("a third node");
+    wait_for_owner(
+        &speakers,
+        vip,
+        third,
+        "the VIP to move off the killed speaker",
+    );
+    eprintln!(
+        "kill -9 of {second}: {vip} moved to {third} in {:?}",
+        killed.elapsed()
+    );
+
+    for (node, _) in NODES {
+        kubectl(&["delete", "node", node, "--wait=false"]);
+    }
+    kubectl(&["delete", "service", "web", "-n", &namespace, "--wait=false"]);
+}
+
+fn kubectl_apply_node(node: &str) {
+    support::kubectl_with_input(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: v1\nkind: Node\nmetadata:\n  name: {node}\n  labels:\n    kubernetes.io/hostname: {node}\n"
+        )),
+    );
+}
