@@ -94,6 +94,9 @@ make_ns() {
   ip netns add "$1"
   in_ns "$1" ip link set lo up
   in_ns "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  # Keep IPv6 addresses across a link flap (the kernel's default drops them, and with them the
+  # route back to the client).
+  in_ns "$1" sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1
 }
 
 note "topology: $nodes nodes, prefix $prefix"
@@ -104,7 +107,7 @@ attach() { # namespace, port name on the bridge, MAC
   ip -n "$br" link add "$2" type veth peer name eth0 netns "$1"
   ip -n "$br" link set "$2" master br0 up
   ip -n "$1" link set eth0 address "$3"
-  in_ns "$1" sysctl -qw net.ipv6.conf.eth0.accept_dad=0
+  in_ns "$1" sysctl -qw net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.keep_addr_on_down=1
   ip -n "$1" link set eth0 up
 }
 for i in $(seq 1 "$nodes"); do
