@@ -72,8 +72,8 @@ fn default_true() -> bool {
 pub struct ClusterView {
     /// VIP → nodes allowed to own it (always `Some`: a node needs a Node object).
     pub placement: VipPlacement,
-    /// The other speakers' gossip addresses.
-    pub peers: BTreeSet<SocketAddr>,
+    /// The other speakers' gossip addresses, by node name.
+    pub peers: BTreeMap<String, SocketAddr>,
     /// False until Services and Nodes (and EndpointSlices, when served) were listed once.
     pub synced: bool,
 }
@@ -99,6 +99,22 @@ pub fn advertise_from_env(bind: SocketAddr) -> Option<SocketAddr> {
     }
     let ip: IpAddr = std::env::var(NODE_IP_ENV).ok()?.trim().parse().ok()?;
     Some(SocketAddr::new(ip, bind.port()))
+}
+
+/// How often peers that are Nodes but not live members are joined again (MetalLB: every
+/// minute), so a partition that healed or a speaker that came back reconnects.
+pub const REJOIN_PERIOD: Duration = Duration::from_secs(30);
+
+/// The addresses of the peers with a Node object that are not live members.
+pub fn absent_peers(
+    peers: &BTreeMap<String, SocketAddr>,
+    live: &BTreeSet<String>,
+) -> Vec<SocketAddr> {
+    peers
+        .iter()
+        .filter(|(name, _)| !live.contains(*name))
+        .map(|(_, address)| *address)
+        .collect()
 }
 
 async fn client(config: &KubernetesConfig) -> Result<Client, KubernetesError> {
@@ -334,7 +350,7 @@ impl ClusterWatcher {
         let peers = placement::internal_ips(self.nodes.objects.values())
             .into_iter()
             .filter(|(name, _)| *name != self.node_name)
-            .map(|(_, ip)| SocketAddr::new(ip, self.gossip_port))
+            .map(|(name, ip)| (name, SocketAddr::new(ip, self.gossip_port)))
             .collect();
         let view = ClusterView {
             placement,
@@ -461,6 +477,21 @@ mod tests {
             Some("x")
         );
         assert!(serde_saphyr::from_str::<KubernetesConfig>("nodeSelector: {}\n").is_err());
+    }
+
+    #[test]
+    fn only_peers_that_are_not_live_are_joined_again() {
+        let peers: BTreeMap<String, SocketAddr> = [
+            ("a".to_owned(), "192.0.2.1:7946".parse().expect("address")),
+            ("b".to_owned(), "192.0.2.2:7946".parse().expect("address")),
+        ]
+        .into();
+        let live: BTreeSet<String> = ["a".to_owned(), "self".to_owned()].into();
+        assert_eq!(
+            absent_peers(&peers, &live),
+            ["192.0.2.2:7946".parse::<SocketAddr>().expect("address")]
+        );
+        assert!(absent_peers(&peers, &["a".to_owned(), "b".to_owned()].into()).is_empty());
     }
 
     #[test]

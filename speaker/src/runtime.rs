@@ -32,7 +32,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 /// How long the gossip layer gets to tell the others that this node leaves.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -319,6 +319,10 @@ impl Speaker {
             !self.config.gossip.peers.is_empty() || self.config.kubernetes.is_some(),
         );
         let mut cluster = self.cluster.take();
+        let mut rejoin = tokio::time::interval_at(
+            Instant::now() + kubernetes::REJOIN_PERIOD,
+            kubernetes::REJOIN_PERIOD,
+        );
         let mut live = live_rx.borrow_and_update().clone();
         hold.members_seen(Instant::now().into_std(), live.len());
         if !hold.holding() {
@@ -335,6 +339,15 @@ impl Speaker {
                 _ = interrupt.recv() => break,
                 _ = hangup.recv() => self.reload(&live),
                 _ = rescan.tick() => self.rescan_interfaces(),
+                _ = rejoin.tick(), if cluster.is_some() => {
+                    let absent = kubernetes::absent_peers(&self.cluster_view.peers, &live);
+                    if !absent.is_empty() {
+                        debug!(peers = ?absent, "joining Nodes' speakers that are not live members");
+                        if let Err(error) = gossip.join(absent).await {
+                            warn!(%error, "cannot join the peers found in Nodes");
+                        }
+                    }
+                }
                 changed = changed_or_forever(&mut cluster) => {
                     let Some(receiver) = cluster.as_mut().filter(|_| changed) else {
                         warn!("the Kubernetes watcher stopped; keeping the last known VIPs");
@@ -516,7 +529,12 @@ impl Speaker {
         if !view.synced {
             return;
         }
-        let new_peers: Vec<SocketAddr> = view.peers.difference(&self.joined).copied().collect();
+        let new_peers: Vec<SocketAddr> = view
+            .peers
+            .values()
+            .filter(|address| !self.joined.contains(*address))
+            .copied()
+            .collect();
         if !new_peers.is_empty() {
             info!(peers = ?new_peers, "joining peers found in Nodes");
             match gossip.join(new_peers.clone()).await {
