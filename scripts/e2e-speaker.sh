@@ -25,6 +25,8 @@ kubectl create clusterrolebinding swimlb-e2e-speaker --clusterrole swimlb-speake
 
 cargo build -q -p swimlb-controller
 export SWIMLB_E2E_CONTROLLER_BIN="$PWD/target/debug/swimlb-controller"
+# The test pauses the API server (SIGSTOP) to check failover without it.
+export SWIMLB_E2E_APISERVER_PID=${pids[1]}
 tests_start=$(date +%s)
 cargo test -p swimlb-speaker --test e2e_kubernetes -- --ignored --test-threads=1 --nocapture "$@"
 echo "== speaker e2e took $(($(date +%s) - tests_start)) s"

@@ -285,6 +285,9 @@ fn a_service_ip_is_announced_by_its_rendezvous_owner_and_moves_on_exclusion_and_
         .iter_mut()
         .find(|s| s.node == second)
         .expect("the second owner's speaker");
+    // The API server stops answering (SIGSTOP): announcing and gossip failover go on without it.
+    let apiserver = std::env::var("SWIMLB_E2E_APISERVER_PID").ok();
+    let _resume = apiserver.as_deref().map(ApiServerPause::new);
     let killed = Instant::now();
     victim.process.crash();
     let third = rest
@@ -299,9 +302,15 @@ fn a_service_ip_is_announced_by_its_rendezvous_owner_and_moves_on_exclusion_and_
         "the VIP to move off the killed speaker",
     );
     eprintln!(
-        "kill -9 of {second}: {vip} moved to {third} in {:?}",
-        killed.elapsed()
+        "kill -9 of {second}: {vip} moved to {third} in {:?}{}",
+        killed.elapsed(),
+        if apiserver.is_some() {
+            " with the API server stopped"
+        } else {
+            ""
+        }
     );
+    drop(_resume);
 
     for (node, _) in NODES {
         kubectl(&["delete", "node", node, "--wait=false"]);
@@ -316,4 +325,24 @@ fn kubectl_apply_node(node: &str) {
             "apiVersion: v1\nkind: Node\nmetadata:\n  name: {node}\n  labels:\n    kubernetes.io/hostname: {node}\n"
         )),
     );
+}
+
+/// Stops the API server process while it lives; resumes it when dropped.
+struct ApiServerPause(String);
+
+impl ApiServerPause {
+    fn new(pid: &str) -> Self {
+        let status = Command::new("kill")
+            .args(["-STOP", pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "cannot stop the API server");
+        Self(pid.to_owned())
+    }
+}
+
+impl Drop for ApiServerPause {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-CONT", &self.0]).status();
+    }
 }
