@@ -365,6 +365,18 @@ vips:
     }
 
     #[test]
+    fn the_kubernetes_section_is_optional_and_parsed() {
+        assert_eq!(parse(FULL).expect("valid").kubernetes, None);
+        let text =
+            format!("{FULL}kubernetes:\n  node_selector: {{zone: a}}\n  gossip_port: 7000\n");
+        let kubernetes = parse(&text).expect("valid").kubernetes.expect("section");
+        assert_eq!(kubernetes.gossip_port, Some(7000));
+        assert_eq!(kubernetes.node_selector.len(), 1);
+        let unknown = format!("{FULL}kubernetes:\n  nodeSelector: {{}}\n");
+        assert!(error_text(&unknown).contains("nodeSelector"));
+    }
+
+    #[test]
     fn full_file_parses() {
         let config = parse(FULL).expect("valid");
         assert_eq!(config.node_name, "node-1");
