@@ -449,6 +449,22 @@ fn run_gossip(
     }
 }
 
+/// Failover times recorded since the last call, in seconds.
+fn failover_secs(world: &mut World) -> Vec<f64> {
+    world
+        .take_failovers()
+        .into_iter()
+        .map(|(_, d)| secs(d))
+        .collect()
+}
+
+/// Seconds from `start` until `node`'s `generation` was first declared down anywhere.
+fn detection_secs(world: &World, node: usize, generation: u64, start: Duration) -> Option<f64> {
+    world
+        .first_down(node, generation)
+        .map(|t| secs(t.saturating_sub(start)))
+}
+
 /// Crash (or drain) the owner of a random VIP, measure, bring it back.
 fn trials_failover(
     params: &Params,
@@ -483,14 +499,8 @@ fn trials_failover(
         let record = Trial {
             trial,
             node: Some(victim),
-            detection: world
-                .first_down(victim, generation)
-                .map(|t| secs(t.saturating_sub(start))),
-            failover: world
-                .take_failovers()
-                .into_iter()
-                .map(|(_, d)| secs(d))
-                .collect(),
+            detection: detection_secs(world, victim, generation, start),
+            failover: failover_secs(world),
             agreement: finished.then(|| secs(world.now() - start)),
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
@@ -582,14 +592,8 @@ fn trials_flap(
         report.trials.push(Trial {
             trial,
             node: Some(node),
-            detection: world
-                .first_down(node, generation)
-                .map(|t| secs(t.saturating_sub(start))),
-            failover: world
-                .take_failovers()
-                .into_iter()
-                .map(|(_, d)| secs(d))
-                .collect(),
+            detection: detection_secs(world, node, generation, start),
+            failover: failover_secs(world),
             agreement: None,
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
@@ -614,11 +618,7 @@ fn trials_rolling(
         let generation = world.generation(node);
         world.leave(node);
         world.run_until(start + params.options.down);
-        let failover: Vec<f64> = world
-            .take_failovers()
-            .into_iter()
-            .map(|(_, d)| secs(d))
-            .collect();
+        let failover: Vec<f64> = failover_secs(world);
         let peers = random_up_peers(world, &mut rng, node);
         world.start(node, &peers);
         let back = world.now();
@@ -634,9 +634,7 @@ fn trials_rolling(
         report.trials.push(Trial {
             trial,
             node: Some(node),
-            detection: world
-                .first_down(node, generation)
-                .map(|t| secs(t.saturating_sub(start))),
+            detection: detection_secs(world, node, generation, start),
             failover,
             agreement,
             multi_claim: secs(multi1 - multi0),
