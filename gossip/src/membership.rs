@@ -113,6 +113,14 @@ const FRAME_MEMBERS: u8 = 2;
 /// Room kept for the frame byte and postcard's length prefix in a member-list datagram.
 const MEMBERS_FRAME_SLACK: usize = 8;
 
+/// A sealed payload: the frame kind, then its body.
+fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(body.len() + 1);
+    payload.push(kind);
+    payload.extend_from_slice(body);
+    payload
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum CoreTimer {
     Swim(Timer<NodeId>),
@@ -372,9 +380,7 @@ impl Membership {
         let Ok(body) = postcard::to_allocvec(self.swim.identity()) else {
             return;
         };
-        let mut payload = Vec::with_capacity(body.len() + 1);
-        payload.push(FRAME_JOIN);
-        payload.extend_from_slice(&body);
+        let payload = framed(FRAME_JOIN, &body);
         for peer in self.join_peers.clone() {
             self.seal_and_queue(peer, &payload);
         }
@@ -420,9 +426,7 @@ impl Membership {
         let Ok(body) = postcard::to_allocvec(members) else {
             return;
         };
-        let mut payload = Vec::with_capacity(body.len() + 1);
-        payload.push(FRAME_MEMBERS);
-        payload.extend_from_slice(&body);
+        let payload = framed(FRAME_MEMBERS, &body);
         self.seal_and_queue(to, &payload);
     }
 
@@ -442,9 +446,7 @@ impl Membership {
         loop {
             let mut gossip_now = false;
             while let Some((to, data)) = self.runtime.to_send() {
-                let mut payload = Vec::with_capacity(data.len() + 1);
-                payload.push(FRAME_SWIM);
-                payload.extend_from_slice(&data);
+                let payload = framed(FRAME_SWIM, &data);
                 self.seal_and_queue(to.addr, &payload);
             }
             while let Some((after, timer)) = self.runtime.to_schedule() {
