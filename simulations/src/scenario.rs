@@ -618,7 +618,7 @@ fn trials_rolling(
         let generation = world.generation(node);
         world.leave(node);
         world.run_until(start + params.options.down);
-        let failover: Vec<f64> = failover_secs(world);
+        let failover = failover_secs(world);
         let peers = random_up_peers(world, &mut rng, node);
         world.start(node, &peers);
         let back = world.now();
