@@ -36,7 +36,7 @@ use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use rand::Rng;
 
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 pub const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
@@ -58,18 +58,24 @@ pub enum DropReason {
     Unauthentic,
     /// Authentic, but the payload did not decode.
     Malformed,
+    /// Authentic, but its sender counter was already seen: a replay or a duplicate.
+    Replayed,
+    /// Authentic, but its timestamp is too far from this member's clock.
+    Stale,
     /// Authentic and well-formed, but the membership protocol refused it.
     Refused,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Truncated,
         DropReason::Oversized,
         DropReason::UnknownVersion,
         DropReason::UnknownKey,
         DropReason::Unauthentic,
         DropReason::Malformed,
+        DropReason::Replayed,
+        DropReason::Stale,
         DropReason::Refused,
     ];
 
@@ -81,6 +87,8 @@ impl DropReason {
             DropReason::UnknownKey => "unknown_key",
             DropReason::Unauthentic => "unauthentic",
             DropReason::Malformed => "malformed",
+            DropReason::Replayed => "replayed",
+            DropReason::Stale => "stale",
             DropReason::Refused => "refused",
         }
     }
@@ -252,8 +260,8 @@ impl KeyRing {
     }
 }
 
-/// The largest payload a member seals: a foca packet plus the frame byte.
-pub const MAX_PAYLOAD: usize = crate::preset::MAX_FOCA_PACKET + 1;
+/// The largest payload a member seals: a foca packet plus the freshness header.
+pub const MAX_PAYLOAD: usize = crate::preset::MAX_FOCA_PACKET + crate::replay::HEADER_LEN;
 /// The largest datagram a member sends or accepts.
 pub const MAX_DATAGRAM: usize = MAX_PAYLOAD + OVERHEAD;
 
