@@ -535,3 +535,89 @@ fn a_restart_with_a_clock_stepped_back_takes_a_generation_above_the_old_one() {
     });
     assert!(took.is_some(), "{:#?}", net.log);
 }
+
+#[test]
+fn replays_into_a_restarted_member_bring_nobody_back_and_stale_ones_are_dropped() {
+    let mut net = Net::cluster(60, 5);
+    net.run_until(Duration::from_secs(3));
+    net.crash(4);
+    net.run_until(Duration::from_secs(6));
+    assert!(net.live_everywhere(&Net::names(0..4)));
+    // node-1 restarts with a new generation and knows nothing yet.
+    net.nodes.remove(&addr(1));
+    net.start(1, 2, KeyRing::new(1, KEY), &[addr(0)]);
+    let captured = std::mem::take(&mut net.captured);
+    let replay = |net: &mut Net| {
+        for (_, bytes) in &captured {
+            let now = net.now;
+            let _ = net
+                .nodes
+                .get_mut(&addr(1))
+                .expect("started")
+                .handle_datagram(now, bytes);
+            net.collect(addr(1));
+        }
+    };
+    replay(&mut net);
+    net.run_until(net.now + Duration::from_secs(2));
+    assert!(
+        !net.member(1).is_live("node-4"),
+        "a replay brought the dead back: {:#?}",
+        net.log
+    );
+    assert!(net.live_everywhere(&Net::names(0..4)), "{:#?}", net.log);
+    let replayed = net.member(1).drops().get(DropReason::Replayed)
+        + net.member(1).drops().get(DropReason::Refused);
+    assert!(replayed > 0);
+    // An hour later (the others stopped, to keep the test quick) every captured datagram is
+    // dropped, those of other members as too old to be looked at.
+    for i in [0, 2, 3] {
+        net.crash(i);
+    }
+    net.run_until(net.now + Duration::from_secs(3601));
+    let (drops, stale) = (
+        net.member(1).drops().total(),
+        net.member(1).drops().get(DropReason::Stale),
+    );
+    replay(&mut net);
+    assert_eq!(net.member(1).drops().total() - drops, captured.len() as u64);
+    assert!(net.member(1).drops().get(DropReason::Stale) - stale > captured.len() as u64 / 2);
+    assert!(!net.member(1).is_live("node-4"));
+}
+
+#[test]
+fn a_joiner_given_every_peer_asks_a_few_and_gets_one_member_list() {
+    let mut net = Net::cluster(61, 60);
+    let all = Net::names(0..60);
+    assert!(
+        net.run_until_true(Duration::from_secs(30), |n| n.live_everywhere(&all))
+            .is_some()
+    );
+    let peers: Vec<SocketAddr> = (0..60).map(addr).collect();
+    net.captured.clear();
+    net.start(60, 1, KeyRing::new(1, KEY), &peers);
+    net.run_until(net.now + Duration::from_millis(50));
+    assert_eq!(net.member(60).live_names().len(), 61);
+    let joins = net
+        .captured
+        .iter()
+        .filter(|(to, _)| *to != addr(60))
+        .filter(|(_, bytes)| KeyRing::new(1, KEY).open(bytes).is_ok_and(|p| p[0] == 1))
+        .count();
+    assert!(joins <= 3, "{joins} join requests");
+    let lists: Vec<usize> = net
+        .captured
+        .iter()
+        .filter(|(to, bytes)| {
+            *to == addr(60) && KeyRing::new(1, KEY).open(bytes).is_ok_and(|p| p[0] == 2)
+        })
+        .map(|(_, bytes)| bytes.len())
+        .collect();
+    let one_list: usize = lists.iter().sum();
+    assert!(one_list > 0);
+    assert_eq!(
+        net.member(60).traffic().member_list_bytes_received as usize,
+        one_list - lists.len() * (42 + 29),
+        "exactly one member list accepted"
+    );
+}
