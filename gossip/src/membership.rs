@@ -982,7 +982,19 @@ impl Membership {
         };
         let own = self.identity().name.clone();
         for notice in notices {
-            if notice.by == own || notice.target.name == own {
+            if notice.target.name == own {
+                // Suspected by `by`: foca has refuted by now (the suspicion travels beside the
+                // notice), but gossip would take several rounds to carry that to `by` in a large
+                // cluster. Telling it directly keeps a member that stalled for a moment from
+                // being declared down while its refutation is on the way.
+                if let Some(author) = self.live.get(&notice.by).cloned()
+                    && let Err(error) = self.swim.announce(author, &mut self.runtime)
+                {
+                    debug!(%error, "cannot refute a suspicion directly");
+                }
+                continue;
+            }
+            if notice.by == own {
                 continue;
             }
             let target = target_of(&notice.target, notice.incarnation);
