@@ -1000,7 +1000,7 @@ impl Membership {
             let target = target_of(&notice.target, notice.incarnation);
             self.suspicions
                 .confirm(target.clone(), &notice.by, self.now);
-            if self.is_checker(&notice) {
+            if self.timing.suspicion_checks && self.is_checker(&notice) {
                 self.start_check(target, notice.target);
             }
         }
@@ -1212,7 +1212,7 @@ impl Membership {
             Message::Ack(_) if header.dst == *own => self.answered(),
             Message::ForwardedAck { origin, .. } if origin == own => self.answered(),
             Message::IndirectAck { .. } => self.last_answer = Some(self.now),
-            Message::PingReq { target, .. } => {
+            Message::PingReq { target, .. } if self.timing.suspicion_checks => {
                 // Asked to probe `target` on someone's behalf: if it does not answer this
                 // member either, that is an independent confirmation.
                 let incarnation = self
