@@ -217,12 +217,6 @@ impl Timing {
         }
     }
 
-    /// How long a member with peers may go without any answer before it counts itself cut
-    /// off: four probe periods, in which a healthy member gets about four answers.
-    pub fn isolation_after(&self) -> Duration {
-        self.probe_period * 4
-    }
-
     pub fn retransmissions_for(&self, cluster_size: usize) -> NonZeroU8 {
         let count = match self.retransmissions {
             Retransmissions::Fixed(n) => n,
