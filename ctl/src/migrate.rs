@@ -297,7 +297,7 @@ fn read_advertisement(
     if !spec.interfaces.is_empty() {
         restrictions.push("interfaces");
     }
-    for (key, _) in &spec.rest {
+    for key in spec.rest.keys() {
         migration.untranslated.push(Untranslated {
             source: doc.source.clone(),
             what: format!("{} spec.{key}", doc.describe()),
