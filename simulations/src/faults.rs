@@ -21,8 +21,8 @@ use crate::world::{Captured, Observation, Observed, World};
 /// back by a million still leaves a positive generation.
 pub const WALL_CLOCK_GENERATION: u64 = 1_700_000_000;
 
-/// How long a trial keeps watching after the cluster first agrees again: late renewals and
-/// takeovers still count.
+/// How long agreement must hold after a heal to count: a fault's consequences (a Down of the
+/// faulty node, renewals, takeovers) can arrive after a first moment of agreement.
 const TAIL: Duration = Duration::from_secs(3);
 
 /// What one trial's fault made the cluster do.
@@ -36,6 +36,8 @@ pub struct FaultTrial {
     pub downs_by_faulty: usize,
     /// Healthy members that had to renew their identity.
     pub healthy_renewed: usize,
+    /// Renewals of the faulty node itself.
+    pub faulty_renewed: usize,
     /// VIPs announced by another node while their healthy owner still held them.
     pub spurious_takeovers: usize,
     /// Suspicions of healthy members, by anyone.
@@ -71,6 +73,7 @@ pub struct FaultSummary {
     pub healthy_downs: usize,
     pub downs_by_faulty: usize,
     pub healthy_renewed: usize,
+    pub faulty_renewed: usize,
     pub spurious_takeovers: usize,
     pub suspicions_of_healthy: usize,
     pub dead_revived: usize,
@@ -90,6 +93,7 @@ impl FaultSummary {
             healthy_downs: sum(&|t| t.healthy_downs),
             downs_by_faulty: sum(&|t| t.downs_by_faulty),
             healthy_renewed: sum(&|t| t.healthy_renewed),
+            faulty_renewed: sum(&|t| t.faulty_renewed),
             spurious_takeovers: sum(&|t| t.spurious_takeovers),
             suspicions_of_healthy: sum(&|t| t.suspicions_of_healthy),
             dead_revived: sum(&|t| t.dead_revived),
@@ -122,8 +126,12 @@ pub fn tally(observations: &[Observed], faulty: &[usize]) -> FaultTrial {
                     trial.downs_by_faulty += 1;
                 }
             }
-            Observation::Renewed { observer, .. } if healthy(observer) => {
-                trial.healthy_renewed += 1;
+            Observation::Renewed { observer, .. } => {
+                if healthy(observer) {
+                    trial.healthy_renewed += 1;
+                } else {
+                    trial.faulty_renewed += 1;
+                }
             }
             Observation::Takeover { vip, owner, .. } if healthy(owner) => {
                 taken.insert(*vip);
@@ -163,7 +171,8 @@ fn settled(world: &World) -> bool {
     world.converged() && world.single_ownership()
 }
 
-/// After the heal: waits for single ownership, watches a tail, and records the trial.
+/// After the heal: waits until every VIP has one agreed owner and every member sees the faulty
+/// `node` live, in a state that then holds for [`TAIL`], and records the trial.
 fn finish(
     world: &mut World,
     report: &mut ConfigReport,
@@ -175,13 +184,19 @@ fn finish(
 ) -> Trial {
     let heal_at = world.now();
     let cap = heal_at + settle_cap(world.timing()) * 3;
-    let healed = world.run_while(cap, settled);
-    let agreement = healed.then(|| secs(world.now() - heal_at));
-    if !healed {
+    let agreed = |w: &World| settled(w) && w.seen_by_all(node);
+    let mut agreement = None;
+    while world.run_while(cap, agreed) {
+        let since = world.now();
+        let broke = world.run_while(since + TAIL, |w| !agreed(w));
+        if !broke {
+            agreement = Some(secs(since - heal_at));
+            break;
+        }
+    }
+    if agreement.is_none() {
         report.timeouts += 1;
     }
-    let tail = world.now() + TAIL;
-    world.run_until(tail);
     let (multi, none) = world.claim_totals();
     let observations = world.take_observations();
     world.record(false);

@@ -57,8 +57,12 @@ pub fn table(report: &Report) -> String {
         p.loss * 100.0,
         p.seed
     );
-    let (first, second) = match p.scenario.spec().columns {
-        Columns::Timing { first, second } => (first, second),
+    let (first, second, agreement_first) = match p.scenario.spec().columns {
+        Columns::Timing {
+            first,
+            second,
+            agreement_first,
+        } => (first, second, agreement_first),
         Columns::Fault { heal } => {
             fault_table(&mut out, report, heal);
             return out;
@@ -87,9 +91,8 @@ pub fn table(report: &Report) -> String {
         "msg/s",
         "t/o"
     );
-    let heal_first = first.starts_with("heal");
     for c in &report.configs {
-        let _ = writeln!(out, "{}", row(c, heal_first));
+        let _ = writeln!(out, "{}", row(c, agreement_first));
     }
     out
 }
@@ -98,13 +101,14 @@ pub fn table(report: &Report) -> String {
 fn fault_table(out: &mut String, report: &Report, heal: &str) {
     let _ = writeln!(
         out,
-        "{:<14} {:>5} | {:>7} {:>7} {:>7} {:>8} {:>7} | {:>9} {:>9} | {:^31} | {:>4}",
+        "{:<14} {:>5} | {:>7} {:>7} {:>7} {:>8} {:>9} {:>7} | {:>9} {:>9} | {:^31} | {:>4}",
         "config",
         "loss",
         "downs",
         "renewed",
         "takeovr",
         "sickDown",
+        "sickRenew",
         "suspect",
         "≥2 own/tr",
         "0 own/tr",
@@ -116,13 +120,14 @@ fn fault_table(out: &mut String, report: &Report, heal: &str) {
         let a = quartet(&c.agreement);
         let _ = writeln!(
             out,
-            "{:<14} {:>4}% | {:>7} {:>7} {:>7} {:>8} {:>7} | {:>9} {:>9} | {:>7} {:>7} {:>7} {:>7} | {:>4}",
+            "{:<14} {:>4}% | {:>7} {:>7} {:>7} {:>8} {:>9} {:>7} | {:>9} {:>9} | {:>7} {:>7} {:>7} {:>7} | {:>4}",
             c.name,
             format!("{:.0}", c.loss * 100.0),
             f.healthy_downs,
             f.healthy_renewed,
             f.spurious_takeovers,
             f.downs_by_faulty,
+            f.faulty_renewed,
             f.suspicions_of_healthy,
             ms(c.multi_claim_per_trial.mean),
             ms(c.no_owner_per_trial.mean),
@@ -137,7 +142,8 @@ fn fault_table(out: &mut String, report: &Report, heal: &str) {
         out,
         "downs/renewed: healthy members declared down in healthy views / forced to renew; \
          takeovr: VIPs announced by a non-owner while their healthy owner held them; \
-         sickDown: healthy members down in the faulty node's view (all totals over trials)"
+         sickDown: healthy members down in the faulty node's view; sickRenew: renewals of the \
+         faulty node (all totals over trials)"
     );
 }
 
@@ -231,10 +237,18 @@ fn join_table(out: &mut String, report: &Report) {
             .collect();
         let f = c.faults.clone().unwrap_or_default();
         let k = &f.knows_all;
+        // Joins take about a round trip: show tenths of a millisecond.
+        let fine = |seconds: f64| {
+            if seconds < 1.0 {
+                format!("{:.1}ms", seconds * 1000.0)
+            } else {
+                ms(seconds)
+            }
+        };
         let (p50, max) = if k.count == 0 {
             ("-".into(), "-".into())
         } else {
-            (ms(k.p50), ms(k.max))
+            (fine(k.p50), fine(k.max))
         };
         let _ = writeln!(
             out,
@@ -261,8 +275,8 @@ fn join_table(out: &mut String, report: &Report) {
     );
 }
 
-fn row(c: &ConfigReport, heal_first: bool) -> String {
-    let (a, b) = if heal_first {
+fn row(c: &ConfigReport, agreement_first: bool) -> String {
+    let (a, b) = if agreement_first {
         (&c.agreement, &c.detection)
     } else {
         (&c.failover, &c.agreement)

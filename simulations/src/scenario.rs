@@ -42,10 +42,12 @@ pub enum ScenarioKind {
 /// The columns of a scenario's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Columns {
-    /// Two timing columns (p50 p90 p99 max each) with these headers.
+    /// Two timing columns (p50 p90 p99 max each) with these headers: failover then agreement,
+    /// or with `agreement_first`, agreement then detection.
     Timing {
         first: &'static str,
         second: &'static str,
+        agreement_first: bool,
     },
     /// A fault on a node that keeps running: what the healthy members did, and the heal.
     Fault {
@@ -103,6 +105,7 @@ impl ScenarioKind {
             columns: Columns::Timing {
                 first: "failover",
                 second: "agreement",
+                agreement_first: false,
             },
             baselines: false,
             min_nodes: *NODE_LIMIT.start(),
@@ -133,6 +136,7 @@ impl ScenarioKind {
                 columns: Columns::Timing {
                     first: "leave→new owner",
                     second: "agreement",
+                    agreement_first: false,
                 },
                 baselines: true,
                 ..base
@@ -142,6 +146,7 @@ impl ScenarioKind {
                 columns: Columns::Timing {
                     first: "heal→single owner",
                     second: "detection",
+                    agreement_first: true,
                 },
                 run: trials_partition,
                 ..base
@@ -158,6 +163,7 @@ impl ScenarioKind {
                 columns: Columns::Timing {
                     first: "leave→new owner",
                     second: "restart→agreement",
+                    agreement_first: false,
                 },
                 run: trials_rolling,
                 ..base
@@ -172,6 +178,7 @@ impl ScenarioKind {
             ScenarioKind::Mute => fault("mute", faults::trials_mute),
             ScenarioKind::Cut => fault("cut", faults::trials_cut),
             ScenarioKind::Stall => Spec {
+                trials: |_| 20,
                 columns: Columns::Fault {
                     heal: "resume→single owner",
                 },

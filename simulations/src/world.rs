@@ -371,6 +371,12 @@ impl World {
     pub fn claimant_count(&self, v: usize) -> usize {
         usize::from(self.claimants[v])
     }
+    /// Every node that is up sees node `j` as live.
+    pub fn seen_by_all(&self, j: usize) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| !n.state.is_up() || n.live.get(j).copied().unwrap_or(false))
+    }
     /// Node `i` sees every node that is up as live.
     pub fn knows_all_up(&self, i: usize) -> bool {
         (0..self.nodes.len()).all(|j| !self.nodes[j].state.is_up() || self.sees_live(i, j))
