@@ -145,6 +145,10 @@ const CHECKERS: usize = 3;
 /// a burst well inside a default socket receive buffer.
 const PACE_BURST: usize = 32;
 const PACE_INTERVAL: Duration = Duration::from_millis(5);
+/// Datagrams sealed more than this before this member started are replays: nobody could have
+/// addressed them to it. Members' clocks may differ by this much before a joiner drops their
+/// first datagrams (it accepts them once their clocks pass its start).
+const REPLAY_START_SLACK_SECS: u64 = 2;
 /// Own probes failing in a row, with no other answer in between, after which a member counts
 /// itself cut off. At 1 % loss a probe fails (direct and indirect) about once in 10⁶.
 const ISOLATION_AFTER_FAILED_PROBES: u32 = 3;
@@ -206,6 +210,15 @@ pub struct Membership {
     state_replied: BTreeMap<u64, Duration>,
     rejoin_scheduled: bool,
     pace_scheduled: bool,
+    /// foca reported this member connected while its member list was still due.
+    connected_pending: bool,
+    /// The generation this process started with.
+    first_generation: u64,
+    /// Notices this member sent (see [`SuspicionNotice::round`]).
+    notice_round: u32,
+    /// Clock (seconds) before which no datagram was sealed for this member: anything older is
+    /// a replay into a restarted member that has forgotten its windows.
+    started_secs: Option<u64>,
     left: bool,
     outbox: VecDeque<Datagram>,
     paced: VecDeque<Datagram>,
@@ -275,6 +288,10 @@ impl Membership {
             state_replied: BTreeMap::new(),
             rejoin_scheduled: false,
             pace_scheduled: false,
+            connected_pending: false,
+            notice_round: 0,
+            started_secs: None,
+            first_generation: 0,
             left: false,
             outbox: VecDeque::new(),
             paced: VecDeque::new(),
@@ -298,6 +315,7 @@ impl Membership {
             isolated_since: None,
             timing,
         };
+        member.first_generation = member.identity().generation;
         let first_exchange = member.jittered(member.timing.anti_entropy_interval);
         member.schedule(first_exchange, CoreTimer::AntiEntropy);
         member
@@ -407,16 +425,34 @@ impl Membership {
         if header.sender == foca::Identity::addr(self.identity()) {
             return Err(DropReason::Refused);
         }
+        let started = self.started_secs.unwrap_or_default();
+        if u64::from(header.sent_secs) + REPLAY_START_SLACK_SECS < started {
+            return Err(DropReason::Stale);
+        }
         self.replay.check(&header, self.clock(), self.now)?;
         self.heard.insert(header.sender, self.now);
         match header.kind {
-            frames::SWIM => self
-                .swim
-                .handle_data(body, &mut self.runtime)
-                .map_err(|error| match error {
-                    foca::Error::MalformedPacket | foca::Error::Decode(_) => DropReason::Malformed,
-                    _ => DropReason::Refused,
-                }),
+            frames::SWIM => {
+                // foca ignores whom a message is addressed to. A message for another node, or
+                // for a generation of this node older than this process (sent before it
+                // restarted, or replayed since), carries news this process must not take as
+                // current. Messages for an earlier generation of this same process are fine:
+                // answering them is how the others learn of its renewal.
+                let dst = foca::Codec::<NodeId>::decode_header(&mut PostcardCodec, body)
+                    .map_err(|_| DropReason::Malformed)?
+                    .dst;
+                if dst.name != self.identity().name || dst.generation < self.first_generation {
+                    return Err(DropReason::Refused);
+                }
+                self.swim
+                    .handle_data(body, &mut self.runtime)
+                    .map_err(|error| match error {
+                        foca::Error::MalformedPacket | foca::Error::Decode(_) => {
+                            DropReason::Malformed
+                        }
+                        _ => DropReason::Refused,
+                    })
+            }
             frames::JOIN => {
                 let request: JoinRequest = decode(body)?;
                 if request.joiner.name == self.identity().name {
@@ -486,6 +522,9 @@ impl Membership {
             // The sender lists itself first; make sure it knows this (possibly new) identity.
             let _ = self.swim.announce(sender, &mut self.runtime);
         }
+        // After the members it brought, so "connected" comes with the whole list known.
+        self.drain();
+        self.release_connected();
         Ok(())
     }
 
@@ -628,6 +667,11 @@ impl Membership {
                 self.suspicions
                     .hold(target, timer, self.now + held_for_long, expected);
             } else if was_held {
+                // While this member was cut off, its suspicion never reached the suspect:
+                // announce it again, so the suspect hears of it and refutes in time.
+                if let Timer::ChangeSuspectToDown { member_id, .. } = &timer {
+                    self.announce_suspicion(member_id.clone(), target.incarnation);
+                }
                 self.suspicions
                     .resume(target, timer, self.now, stretch, expected);
             } else if let Err(error) = self.swim.handle_timer(timer, &mut self.runtime) {
@@ -687,6 +731,9 @@ impl Membership {
     fn set_now(&mut self, now: Duration) {
         // Time never runs backwards inside the core, whatever the caller's clock does.
         self.now = self.now.max(now);
+        if self.started_secs.is_none() {
+            self.started_secs = Some(self.clock().as_secs());
+        }
     }
 
     /// The wall clock the replay window compares timestamps with.
@@ -761,11 +808,15 @@ impl Membership {
         let Some(request) = &self.list_request else {
             return;
         };
-        if request.answered
-            || self.left
-            || request.attempts >= LIST_ATTEMPTS
-            || self.now < request.sent + self.timing.probe_period * 3
-        {
+        if request.answered || self.left || self.now < request.sent + self.timing.probe_period * 3 {
+            return;
+        }
+        if request.attempts >= LIST_ATTEMPTS {
+            // Nobody sent the list: settle for what foca's announces brought.
+            if let Some(request) = self.list_request.as_mut() {
+                request.answered = true;
+            }
+            self.release_connected();
             return;
         }
         let candidates: Vec<SocketAddr> = if self.live.is_empty() {
@@ -778,7 +829,14 @@ impl Membership {
         }
     }
 
-    /// Sends the joiner every member this one believes active, itself first, paced.
+    fn release_connected(&mut self) {
+        if std::mem::take(&mut self.connected_pending) {
+            self.events.push_back(MembershipEvent::Connected);
+        }
+    }
+
+    /// Sends the joiner every member this one knows, itself first, paced; downs included, so a
+    /// restarted joiner cannot be told by a replay that a dead member lives.
     fn send_member_list(&mut self, request: &JoinRequest) {
         let joiner = &request.joiner;
         let key = (joiner.name.clone(), joiner.generation);
@@ -794,10 +852,10 @@ impl Membership {
         let beat = self
             .swim
             .iter_membership_state()
-            .filter(|m| m.id().name == joiner.name)
+            .filter(|m| m.id().name == joiner.name && m.id().generation != joiner.generation)
             .map(|m| m.id().generation)
             .max()
-            .filter(|generation| *generation >= joiner.generation);
+            .filter(|generation| *generation > joiner.generation);
         let members: Vec<foca::Member<NodeId>> = std::iter::once(self.own_member())
             .chain(
                 self.swim
@@ -972,10 +1030,12 @@ impl Membership {
 
     /// Tells the cluster this member could not reach `id` at `incarnation`.
     fn announce_suspicion(&mut self, id: NodeId, incarnation: u16) {
+        self.notice_round = self.notice_round.wrapping_add(1);
         let notice = SuspicionNotice {
             target: id,
             incarnation,
             by: self.identity().name.clone(),
+            round: self.notice_round,
         };
         match postcard::to_allocvec(&notice) {
             Ok(bytes) => {
@@ -996,15 +1056,7 @@ impl Membership {
         let own = self.identity().name.clone();
         for notice in notices {
             if notice.target.name == own {
-                // Suspected by `by`: foca has refuted by now (the suspicion travels beside the
-                // notice), but gossip would take several rounds to carry that to `by` in a large
-                // cluster. Telling it directly keeps a member that stalled for a moment from
-                // being declared down while its refutation is on the way.
-                if let Some(author) = self.live.get(&notice.by).cloned()
-                    && let Err(error) = self.swim.announce(author, &mut self.runtime)
-                {
-                    debug!(%error, "cannot refute a suspicion directly");
-                }
+                self.refute_to(&notice);
                 continue;
             }
             if notice.by == own {
@@ -1019,6 +1071,33 @@ impl Membership {
         }
         let keep = self.suspicions.timeouts().max * 10;
         self.suspicions.prune(self.now, keep);
+    }
+
+    /// `notice` says its author suspects this member. foca refutes a suspicion it has heard of
+    /// by raising its incarnation; the notice may come without it (the author could not send
+    /// it while isolated), so it is handed to foca here. Then the author is told directly:
+    /// gossip would take several rounds to carry the refutation to it in a large cluster, and
+    /// a member that stalled for a moment would be declared down meanwhile.
+    fn refute_to(&mut self, notice: &SuspicionNotice) {
+        if notice.target != *self.identity() {
+            return;
+        }
+        let suspected = foca::Member::new(
+            self.identity().clone(),
+            notice.incarnation,
+            foca::State::Suspect,
+        );
+        if let Err(error) =
+            self.swim
+                .apply_many(std::iter::once(suspected), true, &mut self.runtime)
+        {
+            debug!(%error, "cannot refute a suspicion");
+        }
+        if let Some(author) = self.live.get(&notice.by).cloned()
+            && let Err(error) = self.swim.announce(author, &mut self.runtime)
+        {
+            debug!(%error, "cannot refute a suspicion directly");
+        }
     }
 
     /// Whether this member is one of the few that check `notice`'s suspect directly: the
@@ -1185,7 +1264,14 @@ impl Membership {
                 false
             }
             OwnedNotification::Active => {
-                self.events.push_back(MembershipEvent::Connected);
+                // A joiner that asked for the member list is connected once it has it (or gave
+                // up on it): before, it knows only the few members foca's announce brought, and
+                // would believe itself the owner of VIPs that belong to the others.
+                if self.list_request.as_ref().is_some_and(|r| !r.answered) {
+                    self.connected_pending = true;
+                } else {
+                    self.events.push_back(MembershipEvent::Connected);
+                }
                 false
             }
             OwnedNotification::Idle => {

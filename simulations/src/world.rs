@@ -78,6 +78,8 @@ struct Node {
     connected: bool,
     live: Vec<bool>,
     view_owner: Vec<u32>,
+    /// When this node's process last stopped (crash or leave).
+    stopped_at: Duration,
     datagrams_sent: u64,
     bytes_sent: u64,
     up_since: Duration,
@@ -269,6 +271,7 @@ impl World {
                 connected: false,
                 live: Vec::new(),
                 view_owner: Vec::new(),
+                stopped_at: Duration::ZERO,
                 datagrams_sent: 0,
                 bytes_sent: 0,
                 up_since: Duration::ZERO,
@@ -604,6 +607,7 @@ impl World {
         let node = &mut self.nodes[i];
         node.state = state;
         node.member = None;
+        node.stopped_at = now;
         node.incarnation = node.incarnation.wrapping_add(1);
         node.timer_at = None;
         node.held.clear();
@@ -858,8 +862,14 @@ impl World {
     fn apply_event(&mut self, i: usize, event: MembershipEvent) {
         match event {
             MembershipEvent::Up(id) | MembershipEvent::Rejoined { new: id, .. } => {
+                // Dead: stopped for longer than any member takes to declare it down. A member
+                // that joins just after a crash and hears from a peer that has not noticed it
+                // yet learns stale news, not a revival.
+                let dead_after = self.timing.probe_period * 4
+                    + self.timing.suspicion_timeouts(self.nodes.len()).max;
                 if let Some(j) = self.index_by_name.get(&id.name).copied()
                     && !self.nodes[j].state.is_up()
+                    && self.now >= self.nodes[j].stopped_at + dead_after
                 {
                     self.observe(Observation::Revived {
                         observer: i,

@@ -92,19 +92,16 @@ fn silenced(kind: ScenarioKind) -> ConfigReport {
 }
 
 #[test]
-#[ignore = "today a deaf node declares every member down and they renew when it heals; needs local health and isolation gating"]
 fn a_deaf_node_turns_no_healthy_member_down() {
     assert_healthy_untouched(&silenced(ScenarioKind::Deaf));
 }
 
 #[test]
-#[ignore = "today a mute node's suspicions become Downs that healthy members must refute by renewing; needs local health and isolation gating"]
 fn a_mute_node_turns_no_healthy_member_down() {
     assert_healthy_untouched(&silenced(ScenarioKind::Mute));
 }
 
 #[test]
-#[ignore = "today a cut node declares every member down and claims their VIPs, and they renew when it heals; needs local health and isolation gating"]
 fn a_cut_node_turns_no_healthy_member_down() {
     assert_healthy_untouched(&silenced(ScenarioKind::Cut));
 }
@@ -141,7 +138,6 @@ fn stalls(lengths: &[u64], trials: usize, loss: f64) -> Vec<ConfigReport> {
 }
 
 #[test]
-#[ignore = "today, at 1 % loss, a node resuming from a stall fires its overdue indirect-probe and next-probe timers together, suspects a healthy member and that member has to renew (fast/100ms, trial 3); needs local health"]
 fn stalls_up_to_200ms_turn_no_healthy_member_down() {
     for report in stalls(&[100, 200], 4, 0.01) {
         assert_healthy_untouched(&report);
@@ -161,7 +157,6 @@ fn a_resumed_node_reads_its_queued_acks_before_its_probe_timers() {
 }
 
 #[test]
-#[ignore = "today a restart whose generation is 10^6 below the old one loses every name conflict until remove_down_after; needs generations that survive clock steps"]
 fn a_restart_with_a_stepped_back_clock_is_accepted_at_once() {
     let mut p = params(ScenarioKind::ClockStep, 6, 1);
     p.options.down = Duration::from_secs(1);
@@ -188,7 +183,6 @@ fn replayed() -> ConfigReport {
 }
 
 #[test]
-#[ignore = "today a replayed member-list frame is accepted unsolicited and brings a dead member back on the restarted node; needs the replay window"]
 fn replayed_datagrams_bring_no_dead_member_back() {
     let report = replayed();
     let rounds: Vec<&FaultTrial> = report
@@ -224,7 +218,6 @@ fn join_storm(nodes: usize) -> ConfigReport {
 }
 
 #[test]
-#[ignore = "today every peer answers a join with its full member list; needs joins that ask a few peers and pace one list"]
 fn a_join_through_every_peer_gets_under_three_member_lists() {
     let report = join_storm(40);
     let join = report.trials[0]
