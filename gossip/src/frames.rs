@@ -36,6 +36,10 @@ pub struct JoinRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberList {
     pub token: u64,
+    /// This part's index and how many parts the list has: the joiner counts itself connected
+    /// once it has them all.
+    pub part: u16,
+    pub parts: u16,
     /// The highest generation the sender knows for the joiner's name, when it is not below the
     /// joiner's own: a joiner whose clock stepped back restarts above it.
     pub beat: Option<u64>,

@@ -179,6 +179,9 @@ struct ListRequest {
     token: u64,
     sent: Duration,
     attempts: u32,
+    /// Parts of the list received so far.
+    parts_seen: BTreeSet<u16>,
+    /// The whole list arrived (or this member gave up waiting for it).
     answered: bool,
 }
 
@@ -501,7 +504,8 @@ impl Membership {
             return Err(DropReason::Refused);
         }
         if let Some(request) = self.list_request.as_mut() {
-            request.answered = true;
+            request.parts_seen.insert(list.part);
+            request.answered = request.parts_seen.len() >= usize::from(list.parts.max(1));
         }
         self.traffic.member_list_bytes_received += len as u64;
         self.heard_answer();
@@ -523,8 +527,10 @@ impl Membership {
             let _ = self.swim.announce(sender, &mut self.runtime);
         }
         // After the members it brought, so "connected" comes with the whole list known.
-        self.drain();
-        self.release_connected();
+        if self.list_request.as_ref().is_some_and(|r| r.answered) {
+            self.drain();
+            self.release_connected();
+        }
         Ok(())
     }
 
@@ -790,6 +796,7 @@ impl Membership {
                 token,
                 sent: self.now,
                 attempts,
+                parts_seen: BTreeSet::new(),
                 answered: false,
             });
             self.schedule(self.timing.probe_period * 3, CoreTimer::ListRetry);
@@ -865,9 +872,13 @@ impl Membership {
             )
             .collect();
         let budget = crate::preset::MAX_FOCA_PACKET - MEMBERS_FRAME_SLACK;
-        for chunk in frames::chunk_members(members, budget) {
+        let chunks = frames::chunk_members(members, budget);
+        let parts = u16::try_from(chunks.len()).unwrap_or(u16::MAX);
+        for (part, chunk) in chunks.into_iter().enumerate() {
             let list = MemberList {
                 token: request.token,
+                part: u16::try_from(part).unwrap_or(u16::MAX),
+                parts,
                 beat,
                 members: chunk,
             };

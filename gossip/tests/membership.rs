@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use swimlb_gossip::{DropReason, KeyRing, Membership, NodeId, Preset, Seeds};
+use swimlb_gossip::{DropReason, KeyRing, Membership, MembershipEvent, NodeId, Preset, Seeds};
 
 const KEY: [u8; 32] = [0x5a; 32];
 const LATENCY: Duration = Duration::from_micros(300);
@@ -91,7 +91,11 @@ impl Net {
             );
         }
         while let Some(event) = member.poll_event() {
-            self.log.push(format!("{:?} {name} {event:?}", self.now));
+            let mut line = format!("{:?} {name} {event:?}", self.now);
+            if event == MembershipEvent::Connected {
+                line.push_str(&format!(" knowing {}", member.live_names().len()));
+            }
+            self.log.push(line);
         }
     }
 
@@ -388,6 +392,17 @@ fn a_member_joining_a_large_cluster_learns_every_member_at_once() {
         121,
         "the joiner knows only {} members",
         late.len()
+    );
+    // And it says it is connected only once it knows them all (the list came in parts).
+    let connected: Vec<&String> = net
+        .log
+        .iter()
+        .filter(|l| l.contains(" node-120 Connected"))
+        .collect();
+    assert!(!connected.is_empty());
+    assert!(
+        connected.iter().all(|l| l.ends_with("knowing 121")),
+        "{connected:#?}"
     );
 }
 
