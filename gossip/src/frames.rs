@@ -23,6 +23,9 @@ pub const CHECK: u8 = 3;
 pub const CHECK_ACK: u8 = 4;
 /// Part of a full membership state, for anti-entropy (push/pull).
 pub const STATE: u8 = 5;
+/// A [`SuspicionNotice`] sent straight to the member that suspected first (it asked this one to
+/// probe indirectly, or announced the suspicion): dissemination alone may reach it too late.
+pub const NOTICE: u8 = 6;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinRequest {

@@ -171,6 +171,8 @@ type Swim = Foca<NodeId, PostcardCodec, Xoshiro256PlusPlus, NoticeHandler>;
 struct Watch {
     id: NodeId,
     since: Duration,
+    /// Members to tell directly if the suspect stays silent.
+    report_to: Vec<SocketAddr>,
 }
 
 /// An outstanding request for a member list.
@@ -491,6 +493,11 @@ impl Membership {
             frames::STATE => {
                 let state: StateExchange = decode(body)?;
                 self.accept_state(state, header.sender)
+            }
+            frames::NOTICE => {
+                let notice: SuspicionNotice = decode(body)?;
+                self.consider_notice(notice);
+                Ok(())
             }
             _ => Err(DropReason::Malformed),
         }
@@ -1040,7 +1047,7 @@ impl Membership {
     }
 
     /// Tells the cluster this member could not reach `id` at `incarnation`.
-    fn announce_suspicion(&mut self, id: NodeId, incarnation: u16) {
+    fn announce_suspicion(&mut self, id: NodeId, incarnation: u16) -> SuspicionNotice {
         self.notice_round = self.notice_round.wrapping_add(1);
         let notice = SuspicionNotice {
             target: id,
@@ -1056,6 +1063,7 @@ impl Membership {
             }
             Err(error) => debug!(%error, "cannot encode a suspicion notice"),
         }
+        notice
     }
 
     /// Counts the confirmations others disseminated, and checks a few suspects directly.
@@ -1064,24 +1072,31 @@ impl Membership {
             Ok(mut inbox) => inbox.drain(..).collect(),
             Err(_) => return,
         };
-        let own = self.identity().name.clone();
         for notice in notices {
-            if notice.target.name == own {
-                self.refute_to(&notice);
-                continue;
-            }
-            if notice.by == own {
-                continue;
-            }
-            let target = target_of(&notice.target, notice.incarnation);
-            self.suspicions
-                .confirm(target.clone(), &notice.by, self.now);
-            if self.timing.suspicion_checks && self.is_checker(&notice) {
-                self.start_check(target, notice.target);
-            }
+            self.consider_notice(notice);
         }
         let keep = self.suspicions.timeouts().max * 10;
         self.suspicions.prune(self.now, keep);
+    }
+
+    /// One member's word that it could not reach a suspect, disseminated or sent directly.
+    fn consider_notice(&mut self, notice: SuspicionNotice) {
+        let own = &self.identity().name;
+        if notice.target.name == *own {
+            self.refute_to(&notice);
+            return;
+        }
+        if notice.by == *own {
+            return;
+        }
+        let target = target_of(&notice.target, notice.incarnation);
+        let news = self
+            .suspicions
+            .confirm(target.clone(), &notice.by, self.now);
+        if news && self.timing.suspicion_checks && self.is_checker(&notice) {
+            let author = self.live.get(&notice.by).map(|id| id.addr);
+            self.start_check(target, notice.target, author);
+        }
     }
 
     /// `notice` says its author suspects this member. foca refutes a suspicion it has heard of
@@ -1132,7 +1147,7 @@ impl Membership {
 
     /// Starts watching `id`: if nothing is heard from it before the watch ends, this member
     /// confirms the suspicion.
-    fn start_check(&mut self, target: Target, id: NodeId) {
+    fn start_check(&mut self, target: Target, id: NodeId, report_to: Option<SocketAddr>) {
         if self.watches.contains_key(&target) {
             return;
         }
@@ -1140,11 +1155,12 @@ impl Membership {
         self.checks.insert(nonce, target.clone());
         let from = self.identity().addr;
         self.send_frame(id.addr, frames::CHECK, &Check { nonce, from });
-        self.watch(target, id);
+        self.watch(target, id, report_to);
     }
 
-    fn watch(&mut self, target: Target, id: NodeId) {
-        if self.watches.contains_key(&target) {
+    fn watch(&mut self, target: Target, id: NodeId, report_to: Option<SocketAddr>) {
+        if let Some(watch) = self.watches.get_mut(&target) {
+            watch.report_to.extend(report_to);
             return;
         }
         self.watches.insert(
@@ -1152,6 +1168,7 @@ impl Membership {
             Watch {
                 id,
                 since: self.now,
+                report_to: report_to.into_iter().collect(),
             },
         );
         let wait = self.health.scale(self.timing.probe_timeout * 2);
@@ -1167,7 +1184,10 @@ impl Membership {
         let heard = self.heard.get(&digest).is_some_and(|at| *at >= watch.since);
         if !heard && self.still_suspectable(&target) {
             debug!(suspect = %watch.id, "confirming a suspicion: no answer");
-            self.announce_suspicion(watch.id, target.incarnation);
+            let notice = self.announce_suspicion(watch.id, target.incarnation);
+            for to in watch.report_to {
+                self.send_frame(to, frames::NOTICE, &notice);
+            }
         }
     }
 
@@ -1329,7 +1349,8 @@ impl Membership {
                     .find(|m| m.id() == target && m.state() != foca::State::Down)
                     .map(|m| m.incarnation());
                 if let Some(incarnation) = incarnation {
-                    self.watch(target_of(target, incarnation), target.clone());
+                    let origin = header.src.addr;
+                    self.watch(target_of(target, incarnation), target.clone(), Some(origin));
                 }
             }
             _ => {}
