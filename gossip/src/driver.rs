@@ -17,6 +17,7 @@ use crate::envelope::{DropCounts, KeyRing, MAX_DATAGRAM};
 use crate::identity::NodeId;
 use crate::membership::{Membership, MembershipEvent, Seeds, TrafficCounts};
 use crate::preset::Timing;
+use crate::reachability::Reachability;
 
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -44,6 +45,11 @@ pub struct DriverStats {
     pub member_states: BTreeMap<&'static str, usize>,
     /// Datagrams the socket failed to send.
     pub send_errors: u64,
+    /// Receive calls that failed.
+    pub receive_errors: u64,
+    pub reachability: Reachability,
+    /// The local-health score (0 = healthy).
+    pub local_health: u8,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,12 +61,18 @@ pub enum DriverError {
     },
     #[error("cannot read the gossip socket's address: {0}")]
     LocalAddr(std::io::Error),
+    #[error(
+        "gossip would advertise {0}, which no other member can reach: set an advertise address \
+         (or bind a specific one)"
+    )]
+    UnspecifiedAdvertise(SocketAddr),
     #[error("the gossip task has stopped")]
     Stopped,
 }
 
 enum Command {
     Join(Vec<SocketAddr>),
+    Expect(usize),
     Leave(oneshot::Sender<()>),
 }
 
@@ -102,6 +114,15 @@ impl GossipHandle {
             .map_err(|_| DriverError::Stopped)
     }
 
+    /// How many members to expect in all, this one included (for the quorum part of
+    /// reachability); 0 when unknown.
+    pub async fn set_expected_members(&self, expected: usize) -> Result<(), DriverError> {
+        self.commands
+            .send(Command::Expect(expected))
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
     /// Leaves the cluster gracefully: the other members learn at once that this one is gone,
     /// then the task stops.
     pub async fn leave(mut self) -> Result<(), DriverError> {
@@ -137,18 +158,22 @@ pub async fn spawn(config: DriverConfig) -> Result<GossipHandle, DriverError> {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(1)
     });
-    let identity = NodeId::new(
-        config.node_name.clone(),
-        config.advertise.unwrap_or(local),
-        generation,
-    );
+    let advertise = config.advertise.unwrap_or(local);
+    if advertise.ip().is_unspecified() {
+        return Err(DriverError::UnspecifiedAdvertise(advertise));
+    }
+    let identity = NodeId::new(config.node_name.clone(), advertise, generation);
+    let origin = Instant::now();
+    let wall = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let mut member = Membership::new(
         identity.clone(),
         config.timing.clone(),
         config.keyring.clone(),
         Seeds::from_entropy(),
-    );
-    let origin = Instant::now();
+    )
+    .with_clock_epoch(wall);
     member.join(origin.elapsed(), &config.peers);
 
     let (live_tx, live) = watch::channel(member.live_names());
@@ -188,6 +213,9 @@ struct Outputs {
 }
 
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
+/// Backoff after a failed receive, doubling up to [`RECEIVE_BACKOFF_MAX`] while failures last.
+const RECEIVE_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const RECEIVE_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 async fn run(
     mut member: Membership,
@@ -199,6 +227,8 @@ async fn run(
     // One byte more than the largest valid datagram, so oversized ones are seen as such.
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut send_errors = 0u64;
+    let mut receive_errors = 0u64;
+    let mut backoff: Option<Duration> = None;
     let mut stats_due = Instant::now();
     let mut leaving: Option<oneshot::Sender<()>> = None;
     loop {
@@ -210,6 +240,9 @@ async fn run(
                 traffic: member.traffic(),
                 member_states: member.member_states(),
                 send_errors,
+                receive_errors,
+                reachability: member.reachability(),
+                local_health: member.local_health(),
             });
         }
         if let Some(done) = leaving.take() {
@@ -222,18 +255,16 @@ async fn run(
             .map(|d| origin + d)
             .unwrap_or_else(|| Instant::now() + STATS_INTERVAL)
             .min(stats_due);
+        if let Some(pause) = backoff {
+            tokio::time::sleep(pause).await;
+        }
         tokio::select! {
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((len, from)) => {
-                    if let Err(reason) = member.handle_datagram(origin.elapsed(), &buf[..len]) {
-                        debug!(%from, %reason, len, "dropped gossip datagram");
-                    }
-                }
-                Err(error) => debug!(%error, "gossip receive failed"),
-            },
-            () = tokio::time::sleep_until(deadline) => member.advance(origin.elapsed()),
+            biased;
             command = commands.recv() => match command {
                 Some(Command::Join(peers)) => member.join(origin.elapsed(), &peers),
+                Some(Command::Expect(expected)) => {
+                    member.set_expected_members(origin.elapsed(), expected);
+                }
                 Some(Command::Leave(done)) => {
                     if let Err(error) = member.leave(origin.elapsed()) {
                         warn!(%error, "leaving the cluster failed");
@@ -243,7 +274,36 @@ async fn run(
                 // Every handle is gone: stop as a crash would.
                 None => return,
             },
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((len, from)) => {
+                    backoff = None;
+                    deliver(&mut member, origin, from, &buf[..len]);
+                }
+                Err(error) => {
+                    receive_errors += 1;
+                    let next = backoff.map_or(RECEIVE_BACKOFF_MIN, |b| (b * 2).min(RECEIVE_BACKOFF_MAX));
+                    if backoff.is_none() {
+                        warn!(%error, "gossip receive failed; backing off");
+                    }
+                    backoff = Some(next);
+                }
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                // Answers that arrived while this task was not running (a stall, a busy
+                // runtime) are read before timers fire: otherwise probes that were answered
+                // in time would be judged failed.
+                while let Ok((len, from)) = socket.try_recv_from(&mut buf) {
+                    deliver(&mut member, origin, from, &buf[..len]);
+                }
+                member.advance(origin.elapsed());
+            }
         }
+    }
+}
+
+fn deliver(member: &mut Membership, origin: Instant, from: SocketAddr, datagram: &[u8]) {
+    if let Err(reason) = member.handle_datagram(origin.elapsed(), datagram) {
+        debug!(%from, %reason, len = datagram.len(), "dropped gossip datagram");
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset  size  field
-//! 0       1     version (1)
+//! 0       1     version (2)
 //! 1       1     key id
 //! 2       24    nonce (random)
 //! 26      n     ciphertext of the payload (XChaCha20-Poly1305, AAD = bytes 0..2)
@@ -15,19 +15,29 @@
 //! key everywhere, then remove the old one.
 //!
 //! # Replays
-//! The envelope proves a datagram was sealed by a holder of a cluster key; it does not prove
-//! the datagram is fresh. An on-path attacker can replay captured datagrams. What that can do:
-//! - replay a probe: the receiver answers it again (one extra ack to a cluster member);
-//! - replay a join or an announce: the receiver sends its member list to the original sender
-//!   (for a join, at most once per rejoin interval per joiner);
-//! - replay old membership updates: they carry the incarnation and generation they were made
-//!   with, and SWIM keeps only the newest, so an old "alive" cannot revive a member declared
-//!   down, an old "down" cannot remove a member that has since rejoined with a newer
-//!   generation, and an old "suspect" only makes the member refute again.
+//! The envelope proves a datagram was sealed by a holder of a cluster key; freshness comes from
+//! inside it (see [`crate::replay`]): every payload carries the sender's name digest,
+//! generation, a counter and its clock in seconds, and a receiver accepts each (sender,
+//! generation, counter) once and only within `replay_max_age` of its own clock. Member lists
+//! are accepted only in answer to this member's own outstanding join, anti-entropy replies only
+//! to its own push.
 //!
-//! What it cannot do: forge or alter anything, learn anything from the ciphertext, or change
-//! which node owns a VIP. The tests in `membership` replay every captured datagram of a run and
-//! check the membership is unchanged.
+//! What an on-path attacker without the key can still do:
+//! - drop, delay (within `replay_max_age`) or reorder datagrams, as any lossy network does: a
+//!   delayed datagram is still accepted once if it beats the original; delaying everything a
+//!   member sends is indistinguishable from cutting its cable;
+//! - deliver a captured datagram to a member that did not receive the original, within
+//!   `replay_max_age` (for example to a member that restarted and forgot its windows within
+//!   that time): what it carries is old news, and SWIM keeps only the newest state, so an old
+//!   "alive" cannot revive a member declared down and an old "down" cannot remove a member that
+//!   has since rejoined with a newer generation;
+//! - see sizes and timing of datagrams, and who talks to whom.
+//!
+//! What it cannot do: forge or alter anything, learn anything from the ciphertext, replay a
+//! datagram to a member that already accepted it, replay anything older than `replay_max_age`,
+//! keep a crashed member from being suspected with captured acks, or change which node owns a
+//! VIP. The tests in `membership` replay every captured datagram of a run into a restarted
+//! member, at once and an hour later, and check nothing comes back.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -36,7 +46,7 @@ use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use rand::Rng;
 
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 pub const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
@@ -58,18 +68,24 @@ pub enum DropReason {
     Unauthentic,
     /// Authentic, but the payload did not decode.
     Malformed,
+    /// Authentic, but its sender counter was already seen: a replay or a duplicate.
+    Replayed,
+    /// Authentic, but its timestamp is too far from this member's clock.
+    Stale,
     /// Authentic and well-formed, but the membership protocol refused it.
     Refused,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::Truncated,
         DropReason::Oversized,
         DropReason::UnknownVersion,
         DropReason::UnknownKey,
         DropReason::Unauthentic,
         DropReason::Malformed,
+        DropReason::Replayed,
+        DropReason::Stale,
         DropReason::Refused,
     ];
 
@@ -81,6 +97,8 @@ impl DropReason {
             DropReason::UnknownKey => "unknown_key",
             DropReason::Unauthentic => "unauthentic",
             DropReason::Malformed => "malformed",
+            DropReason::Replayed => "replayed",
+            DropReason::Stale => "stale",
             DropReason::Refused => "refused",
         }
     }
@@ -252,8 +270,8 @@ impl KeyRing {
     }
 }
 
-/// The largest payload a member seals: a foca packet plus the frame byte.
-pub const MAX_PAYLOAD: usize = crate::preset::MAX_FOCA_PACKET + 1;
+/// The largest payload a member seals: a foca packet plus the freshness header.
+pub const MAX_PAYLOAD: usize = crate::preset::MAX_FOCA_PACKET + crate::replay::HEADER_LEN;
 /// The largest datagram a member sends or accepts.
 pub const MAX_DATAGRAM: usize = MAX_PAYLOAD + OVERHEAD;
 

@@ -70,6 +70,12 @@ pub fn score(node_name: &str, vip: IpAddr) -> u64 {
     NodePrefix::new(node_name).score(vip)
 }
 
+/// The same rendezvous score over arbitrary key bytes instead of a VIP's octets: how members
+/// agree, without asking, which few of them check a suspect (key: the suspect's name).
+pub fn keyed_score(node_name: &str, key: &[u8]) -> u64 {
+    fmix64(fnv1a64(NodePrefix::new(node_name).0, key))
+}
+
 /// True when candidate `a` beats `b`: higher score, then smaller name.
 fn beats(a: (u64, &str), b: (u64, &str)) -> bool {
     a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)

@@ -2,19 +2,23 @@
 //!
 //! | preset | probe period | probe timeout | suspect → down | gossip | use |
 //! |---|---|---|---|---|---|
-//! | `fast` (default) | 100 ms | 30 ms | 300 ms | every 30 ms to 3 | LANs; sub-second failover |
-//! | `memberlist` | 1 s | 500 ms | 4·max(1, log10 n) s | every 200 ms to 3 | what MetalLB runs; lossy networks |
-//! | `wan` | 5 s | 3 s | 6·max(1, log10 n) s | every 500 ms to 4 | links across sites |
+//! | `fast` (default) | 100 ms | 30 ms | 150 ms – 900 ms | every 30 ms to 3 | LANs; sub-second failover |
+//! | `memberlist` | 1 s | 500 ms | 4·max(1, log10 n) s – 6× that | every 200 ms to 3 | what MetalLB runs; lossy networks |
+//! | `wan` | 5 s | 3 s | 6·max(1, log10 n) s – 6× that | every 500 ms to 4 | links across sites |
 //!
 //! `memberlist` mirrors hashicorp/memberlist's `DefaultLANConfig` (3 indirect probes,
 //! retransmissions 4·log10(n+1)); `wan` its `DefaultWANConfig`. Every preset disseminates each
 //! update many more times than foca's `new_lan` (whose tail reaches tens of seconds at 100
 //! nodes) and the membership core gossips at once whenever it learns that a member is down.
 //!
-//! The cost of `fast`: a member that cannot answer within about 400 ms (probe timeout, indirect
-//! probes, then 300 ms of suspicion in which to refute) is declared down and rejoins with a new
-//! generation. A process stalled that long (CPU throttling, swapping) loses its VIPs for a
-//! moment; clusters with such stalls should use `memberlist`.
+//! Suspicion is dynamic (Lifeguard): the longer figure applies while nobody confirms the
+//! suspicion, the shorter once two other members independently found the suspect unreachable.
+//!
+//! The cost of `fast`: a member that cannot answer for about 250 ms while others confirm it
+//! (the probe, its indirect probes and checks, then 150 ms of suspicion in which to refute) is
+//! declared down and rejoins with a new generation. A process stalled that long (CPU
+//! throttling, swapping) loses its VIPs for a moment; clusters with such stalls should use
+//! `memberlist`.
 
 use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::str::FromStr;
@@ -50,7 +54,9 @@ impl Preset {
                 probe_period: Duration::from_millis(100),
                 probe_timeout: Duration::from_millis(30),
                 indirect_probes: 3,
-                suspicion: Suspicion::Fixed(Duration::from_millis(300)),
+                suspicion: Suspicion::Fixed(Duration::from_millis(150)),
+                suspicion_max_multiplier: 6,
+                suspicion_confirmations: 2,
                 gossip_interval: Duration::from_millis(30),
                 gossip_fanout: 3,
                 retransmissions: Retransmissions::Fixed(16),
@@ -58,12 +64,17 @@ impl Preset {
                 announce_to_down_interval: Duration::from_secs(5),
                 rejoin_interval: Duration::from_secs(1),
                 remove_down_after: Duration::from_secs(3600),
+                local_health_max: 8,
+                isolation_hold: Duration::from_secs(30),
+                replay_max_age: Duration::from_secs(120),
             },
             Preset::Memberlist => Timing {
                 probe_period: Duration::from_secs(1),
                 probe_timeout: Duration::from_millis(500),
                 indirect_probes: 3,
                 suspicion: Suspicion::Log10Scaled { multiplier: 4 },
+                suspicion_max_multiplier: 6,
+                suspicion_confirmations: 2,
                 gossip_interval: Duration::from_millis(200),
                 gossip_fanout: 3,
                 retransmissions: Retransmissions::Log10Scaled { multiplier: 4 },
@@ -71,12 +82,17 @@ impl Preset {
                 announce_to_down_interval: Duration::from_secs(30),
                 rejoin_interval: Duration::from_secs(30),
                 remove_down_after: Duration::from_secs(3600),
+                local_health_max: 8,
+                isolation_hold: Duration::from_secs(30),
+                replay_max_age: Duration::from_secs(120),
             },
             Preset::Wan => Timing {
                 probe_period: Duration::from_secs(5),
                 probe_timeout: Duration::from_secs(3),
                 indirect_probes: 3,
                 suspicion: Suspicion::Log10Scaled { multiplier: 6 },
+                suspicion_max_multiplier: 6,
+                suspicion_confirmations: 4,
                 gossip_interval: Duration::from_millis(500),
                 gossip_fanout: 4,
                 retransmissions: Retransmissions::Log10Scaled { multiplier: 4 },
@@ -84,6 +100,9 @@ impl Preset {
                 announce_to_down_interval: Duration::from_secs(60),
                 rejoin_interval: Duration::from_secs(60),
                 remove_down_after: Duration::from_secs(3600),
+                local_health_max: 8,
+                isolation_hold: Duration::from_secs(30),
+                replay_max_age: Duration::from_secs(120),
             },
         }
     }
@@ -139,13 +158,19 @@ pub struct Timing {
     pub probe_timeout: Duration,
     /// How many members are asked to probe on our behalf.
     pub indirect_probes: usize,
+    /// The shortest suspicion: what a suspect gets once enough members confirm it.
     pub suspicion: Suspicion,
+    /// The longest suspicion, as a multiple of the shortest: what a suspect gets when nobody
+    /// confirms it (Lifeguard's dynamic suspicion; memberlist uses 6).
+    pub suspicion_max_multiplier: u32,
+    /// Independent confirmations that bring a suspicion down to its shortest.
+    pub suspicion_confirmations: usize,
     /// How often pending updates are pushed to `gossip_fanout` random members.
     pub gossip_interval: Duration,
     pub gossip_fanout: usize,
     pub retransmissions: Retransmissions,
-    /// How often the full member list is exchanged with one random member (repairs anything
-    /// piggybacking missed).
+    /// How often the full membership state is exchanged with one random member, both ways
+    /// (repairs anything piggybacking missed, downs included).
     pub anti_entropy_interval: Duration,
     /// How often one member believed down is contacted, so healed partitions merge.
     pub announce_to_down_interval: Duration,
@@ -153,6 +178,14 @@ pub struct Timing {
     pub rejoin_interval: Duration,
     /// How long a down member is remembered (so stale updates about it are ignored).
     pub remove_down_after: Duration,
+    /// The highest local-health score: a sick member's timeouts stretch up to `max + 1` times.
+    pub local_health_max: u8,
+    /// How long a member that nobody answers holds back the downs it would declare. Past it,
+    /// the member believes itself again: after a real mass failure the last survivors take
+    /// over, this much later.
+    pub isolation_hold: Duration,
+    /// How far a datagram's timestamp may be from the receiver's clock (see `replay`).
+    pub replay_max_age: Duration,
 }
 
 impl Timing {
@@ -164,6 +197,22 @@ impl Timing {
                 self.probe_period.mul_f64(scale * f64::from(multiplier))
             }
         }
+    }
+
+    /// Lifeguard's suspicion timeouts in a cluster of `cluster_size` members.
+    pub fn suspicion_timeouts(&self, cluster_size: usize) -> crate::suspicion::SuspicionTimeouts {
+        let min = self.suspicion_for(cluster_size);
+        crate::suspicion::SuspicionTimeouts {
+            min,
+            max: min * self.suspicion_max_multiplier.max(1),
+            expected_confirmations: self.suspicion_confirmations,
+        }
+    }
+
+    /// How long a member with peers may go without any answer before it counts itself cut
+    /// off: four probe periods, in which a healthy member gets about four answers.
+    pub fn isolation_after(&self) -> Duration {
+        self.probe_period * 4
     }
 
     pub fn retransmissions_for(&self, cluster_size: usize) -> NonZeroU8 {
@@ -191,10 +240,8 @@ impl Timing {
             remove_down_after: Some(self.remove_down_after),
             max_packet_size: nonzero(MAX_FOCA_PACKET),
             notify_down_members: true,
-            periodic_announce: Some(foca::PeriodicParams {
-                frequency: self.anti_entropy_interval,
-                num_members: NonZeroUsize::MIN,
-            }),
+            // The core's own full-state exchange replaces foca's periodic announce.
+            periodic_announce: None,
             periodic_announce_to_down_members: Some(foca::PeriodicParams {
                 frequency: self.announce_to_down_interval,
                 num_members: NonZeroUsize::MIN,
@@ -216,7 +263,7 @@ impl Timing {
 }
 
 /// The largest foca payload; with the envelope's overhead a datagram stays under a 1500-byte MTU.
-pub const MAX_FOCA_PACKET: usize = 1400;
+pub const MAX_FOCA_PACKET: usize = 1370;
 
 #[cfg(test)]
 mod tests {

@@ -131,3 +131,16 @@ async fn a_driver_with_another_key_never_joins_and_is_counted_as_dropped() {
     }
     assert_eq!(*outsider.live_members().borrow(), names(&["mallory"]));
 }
+
+#[tokio::test]
+async fn a_wildcard_address_is_never_advertised() {
+    let mut wildcard = config("w", vec![], KeyRing::new(1, KEY));
+    wildcard.bind = "0.0.0.0:0".parse().expect("literal");
+    match driver::spawn(wildcard).await {
+        Err(driver::DriverError::UnspecifiedAdvertise(addr)) => {
+            assert!(addr.ip().is_unspecified());
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a wildcard bind without an advertise address must be refused"),
+    }
+}

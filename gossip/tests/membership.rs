@@ -16,6 +16,12 @@ fn addr(i: usize) -> SocketAddr {
 struct Net {
     nodes: BTreeMap<SocketAddr, Membership>,
     crashed: BTreeSet<SocketAddr>,
+    /// Nodes that drop every datagram sent to them (the process keeps running).
+    deaf: BTreeSet<SocketAddr>,
+    /// Nodes whose datagrams never leave.
+    mute: BTreeSet<SocketAddr>,
+    /// Stalled nodes: until when, and what arrived meanwhile.
+    paused: BTreeMap<SocketAddr, (Duration, Vec<Vec<u8>>)>,
     in_flight: BTreeMap<(Duration, u64), (SocketAddr, Vec<u8>)>,
     seq: u64,
     now: Duration,
@@ -29,6 +35,9 @@ impl Net {
         Self {
             nodes: BTreeMap::new(),
             crashed: BTreeSet::new(),
+            deaf: BTreeSet::new(),
+            mute: BTreeSet::new(),
+            paused: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             seq: 0,
             now: Duration::ZERO,
@@ -69,7 +78,11 @@ impl Net {
             return;
         };
         let name = member.identity().name.clone();
+        let mute = self.mute.contains(&at);
         while let Some(datagram) = member.poll_datagram() {
+            if mute {
+                continue;
+            }
             self.seq += 1;
             self.captured.push((datagram.to, datagram.bytes.clone()));
             self.in_flight.insert(
@@ -82,12 +95,35 @@ impl Net {
         }
     }
 
+    /// The next timer or end of a stall; a stalled node's timers wait for its resumption.
     fn next_timer(&self) -> Option<(Duration, SocketAddr)> {
         self.nodes
             .iter()
             .filter(|(a, _)| !self.crashed.contains(a))
-            .filter_map(|(a, m)| m.next_deadline().map(|d| (d, *a)))
+            .filter_map(|(a, m)| match self.paused.get(a) {
+                Some((until, _)) => Some((*until, *a)),
+                None => m.next_deadline().map(|d| (d, *a)),
+            })
             .min()
+    }
+
+    fn pause(&mut self, i: usize, length: Duration) {
+        self.paused.insert(addr(i), (self.now + length, Vec::new()));
+    }
+
+    /// A stalled node resumes: what queued in its socket is read before its due timers, as
+    /// the driver does.
+    fn resume(&mut self, at: SocketAddr) {
+        let Some((_, queued)) = self.paused.remove(&at) else {
+            return;
+        };
+        if let Some(member) = self.nodes.get_mut(&at) {
+            for bytes in queued {
+                let _ = member.handle_datagram(self.now, &bytes);
+            }
+            member.advance(self.now);
+        }
+        self.collect(at);
     }
 
     fn run_until(&mut self, end: Duration) {
@@ -106,13 +142,20 @@ impl Net {
             self.now = next;
             if delivery == Some(next) {
                 let (_, (to, bytes)) = self.in_flight.pop_first().expect("peeked");
-                if !self.crashed.contains(&to)
+                if let Some((_, queue)) = self.paused.get_mut(&to) {
+                    queue.push(bytes);
+                } else if !self.crashed.contains(&to)
+                    && !self.deaf.contains(&to)
                     && let Some(member) = self.nodes.get_mut(&to)
                 {
                     let _ = member.handle_datagram(self.now, &bytes);
                     self.collect(to);
                 }
             } else if let Some((_, at)) = timer {
+                if self.paused.contains_key(&at) {
+                    self.resume(at);
+                    continue;
+                }
                 if let Some(member) = self.nodes.get_mut(&at) {
                     member.advance(next);
                 }
@@ -345,5 +388,236 @@ fn a_member_joining_a_large_cluster_learns_every_member_at_once() {
         121,
         "the joiner knows only {} members",
         late.len()
+    );
+}
+
+impl Net {
+    /// Log lines in which one of `healthy` reported another of them down, or renewed itself.
+    fn harm_to(&self, healthy: &[usize]) -> Vec<String> {
+        let names: Vec<String> = healthy.iter().map(|i| format!("node-{i}")).collect();
+        self.log
+            .iter()
+            .filter(|line| {
+                let mut words = line.split_whitespace();
+                let (_, Some(reporter), Some(event)) = (words.next(), words.next(), words.next())
+                else {
+                    return false;
+                };
+                if !names.iter().any(|n| n == reporter) {
+                    return false;
+                }
+                names
+                    .iter()
+                    .any(|n| event.starts_with(&format!("Down({n}@")))
+                    || event.starts_with("Renewed(")
+            })
+            .cloned()
+            .collect()
+    }
+}
+
+/// A 5-member cluster where node-2 loses `deaf`/`mute` connectivity for 10 s and heals.
+fn sick_member_run(seed: u64, deaf: bool, mute: bool) -> Net {
+    let mut net = Net::cluster(seed, 5);
+    net.run_until(Duration::from_secs(3));
+    assert!(net.live_everywhere(&Net::names(0..5)));
+    net.log.clear();
+    if deaf {
+        net.deaf.insert(addr(2));
+    }
+    if mute {
+        net.mute.insert(addr(2));
+    }
+    net.run_until(net.now + Duration::from_secs(10));
+    net.deaf.clear();
+    net.mute.clear();
+    let healed = net.run_until_true(Duration::from_secs(5), |n| {
+        n.live_everywhere(&Net::names(0..5))
+    });
+    assert!(healed.is_some(), "never merged again: {:#?}", net.log);
+    net
+}
+
+#[test]
+fn a_deaf_member_turns_no_healthy_member_down() {
+    let net = sick_member_run(21, true, false);
+    let harm = net.harm_to(&[0, 1, 3, 4]);
+    assert!(harm.is_empty(), "healthy members harmed: {harm:#?}");
+    // The deaf member knew it was cut off.
+    assert!(
+        net.log
+            .iter()
+            .any(|l| l.contains(" node-2 Reachability(Isolated(NoRoundTrip")),
+        "{:#?}",
+        net.log
+    );
+}
+
+#[test]
+fn a_mute_member_turns_no_healthy_member_down() {
+    let net = sick_member_run(22, false, true);
+    let harm = net.harm_to(&[0, 1, 3, 4]);
+    assert!(harm.is_empty(), "healthy members harmed: {harm:#?}");
+}
+
+#[test]
+fn a_cut_member_turns_no_healthy_member_down_and_is_itself_declared_down() {
+    let net = sick_member_run(23, true, true);
+    let harm = net.harm_to(&[0, 1, 3, 4]);
+    assert!(harm.is_empty(), "healthy members harmed: {harm:#?}");
+    assert!(
+        net.log.iter().any(|l| l.contains(" node-0 Down(node-2@")),
+        "the cut member was never declared down"
+    );
+    assert!(net.log.iter().any(|l| l.contains(" node-2 Renewed(")));
+}
+
+#[test]
+fn a_stall_of_200_ms_declares_nobody_down() {
+    for seed in 30..36 {
+        let mut net = Net::cluster(seed, 5);
+        net.run_until(Duration::from_secs(3));
+        net.log.clear();
+        net.pause(1, Duration::from_millis(200));
+        net.run_until(net.now + Duration::from_secs(3));
+        assert!(
+            !net.log
+                .iter()
+                .any(|l| l.contains(" Down(") || l.contains("Renewed")),
+            "seed {seed}: {:#?}",
+            net.log
+        );
+        assert!(net.live_everywhere(&Net::names(0..5)));
+    }
+}
+
+#[test]
+fn confirmed_suspicions_end_early() {
+    // Without confirmations the suspicion would run to its longest (900 ms).
+    let timing = Preset::Fast.timing();
+    let longest = timing.suspicion_timeouts(5).max;
+    for seed in 40..46 {
+        let mut net = Net::cluster(seed, 5);
+        net.run_until(Duration::from_secs(3));
+        net.crash(3);
+        let took = net
+            .run_until_true(Duration::from_secs(5), |n| {
+                n.live_everywhere(&Net::names([0, 1, 2, 4]))
+            })
+            .expect("crash never detected");
+        assert!(
+            took < timing.probe_period * 4 + longest,
+            "seed {seed}: detected after {took:?}"
+        );
+    }
+}
+
+#[test]
+fn a_restart_with_a_clock_stepped_back_takes_a_generation_above_the_old_one() {
+    let old = 1_000_000;
+    let mut net = Net::new(51);
+    for i in 0..5 {
+        net.start(i, old, KeyRing::new(1, KEY), &[addr(0)]);
+    }
+    net.run_until(Duration::from_secs(3));
+    assert!(net.live_everywhere(&Net::names(0..5)));
+    net.crash(2);
+    net.run_until(net.now + Duration::from_millis(20));
+    // Its clock stepped back: the new process starts 10^6 generations lower.
+    net.start(2, old - 1_000_000 + 1, KeyRing::new(1, KEY), &[addr(0)]);
+    let took = net.run_until_true(Duration::from_secs(3), |n| {
+        (0..5).all(|i| {
+            n.member(i)
+                .live_peers()
+                .chain(std::iter::once(n.member(i).identity()))
+                .any(|id| id.name == "node-2" && id.generation > old)
+        }) && n.live_everywhere(&Net::names(0..5))
+    });
+    assert!(took.is_some(), "{:#?}", net.log);
+}
+
+#[test]
+fn replays_into_a_restarted_member_bring_nobody_back_and_stale_ones_are_dropped() {
+    let mut net = Net::cluster(60, 5);
+    net.run_until(Duration::from_secs(3));
+    net.crash(4);
+    net.run_until(Duration::from_secs(6));
+    assert!(net.live_everywhere(&Net::names(0..4)));
+    // node-1 restarts with a new generation and knows nothing yet.
+    net.nodes.remove(&addr(1));
+    net.start(1, 2, KeyRing::new(1, KEY), &[addr(0)]);
+    let captured = std::mem::take(&mut net.captured);
+    let replay = |net: &mut Net| {
+        for (_, bytes) in &captured {
+            let now = net.now;
+            let _ = net
+                .nodes
+                .get_mut(&addr(1))
+                .expect("started")
+                .handle_datagram(now, bytes);
+            net.collect(addr(1));
+        }
+    };
+    replay(&mut net);
+    net.run_until(net.now + Duration::from_secs(2));
+    assert!(
+        !net.member(1).is_live("node-4"),
+        "a replay brought the dead back: {:#?}",
+        net.log
+    );
+    assert!(net.live_everywhere(&Net::names(0..4)), "{:#?}", net.log);
+    let replayed = net.member(1).drops().get(DropReason::Replayed)
+        + net.member(1).drops().get(DropReason::Refused);
+    assert!(replayed > 0);
+    // An hour later (the others stopped, to keep the test quick) every captured datagram is
+    // dropped, those of other members as too old to be looked at.
+    for i in [0, 2, 3] {
+        net.crash(i);
+    }
+    net.run_until(net.now + Duration::from_secs(3601));
+    let (drops, stale) = (
+        net.member(1).drops().total(),
+        net.member(1).drops().get(DropReason::Stale),
+    );
+    replay(&mut net);
+    assert_eq!(net.member(1).drops().total() - drops, captured.len() as u64);
+    assert!(net.member(1).drops().get(DropReason::Stale) - stale > captured.len() as u64 / 2);
+    assert!(!net.member(1).is_live("node-4"));
+}
+
+#[test]
+fn a_joiner_given_every_peer_asks_a_few_and_gets_one_member_list() {
+    let mut net = Net::cluster(61, 60);
+    let all = Net::names(0..60);
+    assert!(
+        net.run_until_true(Duration::from_secs(30), |n| n.live_everywhere(&all))
+            .is_some()
+    );
+    let peers: Vec<SocketAddr> = (0..60).map(addr).collect();
+    net.captured.clear();
+    net.start(60, 1, KeyRing::new(1, KEY), &peers);
+    net.run_until(net.now + Duration::from_millis(50));
+    assert_eq!(net.member(60).live_names().len(), 61);
+    let joins = net
+        .captured
+        .iter()
+        .filter(|(to, _)| *to != addr(60))
+        .filter(|(_, bytes)| KeyRing::new(1, KEY).open(bytes).is_ok_and(|p| p[0] == 1))
+        .count();
+    assert!(joins <= 3, "{joins} join requests");
+    let lists: Vec<usize> = net
+        .captured
+        .iter()
+        .filter(|(to, bytes)| {
+            *to == addr(60) && KeyRing::new(1, KEY).open(bytes).is_ok_and(|p| p[0] == 2)
+        })
+        .map(|(_, bytes)| bytes.len())
+        .collect();
+    let one_list: usize = lists.iter().sum();
+    assert!(one_list > 0);
+    assert_eq!(
+        net.member(60).traffic().member_list_bytes_received as usize,
+        one_list - lists.len() * (42 + 29),
+        "exactly one member list accepted"
     );
 }

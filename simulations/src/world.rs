@@ -667,7 +667,9 @@ impl World {
             MembershipEvent::Renewed(id) => {
                 self.nodes[i].generation = self.nodes[i].generation.max(id.generation);
             }
-            MembershipEvent::Suspect(_) | MembershipEvent::Isolated => {}
+            MembershipEvent::Suspect(_)
+            | MembershipEvent::Isolated
+            | MembershipEvent::Reachability(_) => {}
         }
     }
 

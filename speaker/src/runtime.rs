@@ -131,6 +131,14 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         generation: None,
     })
     .await?;
+    if config.kubernetes.is_none() && !config.gossip.peers.is_empty() {
+        // Static mode: the configured peers and this node are the members to expect.
+        let own = gossip.identity().addr;
+        let peers: BTreeSet<_> = config.gossip.peers.iter().filter(|p| **p != own).collect();
+        if let Err(error) = gossip.set_expected_members(peers.len() + 1).await {
+            warn!(%error, "cannot tell the gossip task how many members to expect");
+        }
+    }
     info!(node = %config.node_name, preset = config.gossip.preset.name(), vips = config.vips.len(),
         kubernetes = config.kubernetes.is_some(), "speaker started");
     let (owned_tx, owned_rx) = watch::channel(BTreeSet::new());
@@ -459,6 +467,12 @@ impl Speaker {
                 self.trouble_since.remove(&new.name);
             }
             MembershipEvent::Isolated => warn!("isolated: no other live member is reachable"),
+            MembershipEvent::Reachability(swimlb_gossip::Reachability::Isolated(reason)) => {
+                warn!(%reason, "this node cannot trust its view of the cluster")
+            }
+            MembershipEvent::Reachability(swimlb_gossip::Reachability::Reachable) => {
+                info!("members answer again")
+            }
             MembershipEvent::Connected => info!("connected to the cluster"),
             MembershipEvent::Renewed(id) => {
                 warn!(
