@@ -40,7 +40,7 @@ pub struct EventLabel {
 }
 
 /// The membership event kinds counted by `gossip_events_total`.
-pub const GOSSIP_EVENTS: [&str; 7] = [
+pub const GOSSIP_EVENTS: [&str; 9] = [
     "up",
     "suspect",
     "down",
@@ -48,6 +48,8 @@ pub const GOSSIP_EVENTS: [&str; 7] = [
     "renewed",
     "connected",
     "isolated",
+    "view_untrusted",
+    "view_trusted",
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -179,8 +181,8 @@ impl Metrics {
             "gossip_events",
             "Membership events this node's gossip member reported: up, suspect, down (of \
              another member), rejoined (another member came back with a new generation), \
-             renewed (this node was declared down and came back with a new generation), \
-             connected, isolated",
+             renewed (this node took a new generation), connected, isolated, view_untrusted \
+             (this node cannot reach enough of the members it expects), view_trusted (it can again)",
             metrics.gossip_events.clone(),
         );
         registry.register(

@@ -717,6 +717,8 @@ fn event_name(event: &MembershipEvent) -> &'static str {
         MembershipEvent::Renewed(_) => "renewed",
         MembershipEvent::Connected => "connected",
         MembershipEvent::Isolated => "isolated",
+        MembershipEvent::Reachability(swimlb_gossip::Reachability::Isolated(_)) => "view_untrusted",
+        MembershipEvent::Reachability(swimlb_gossip::Reachability::Reachable) => "view_trusted",
     }
 }
 

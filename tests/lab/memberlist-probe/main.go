@@ -11,8 +11,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -63,6 +65,21 @@ func config(timings string) (*memberlist.Config, error) {
 	return conf, nil
 }
 
+// absentPeers returns the peer addresses at which no live member is known.
+func absentPeers(list *memberlist.Memberlist, peers []string) []string {
+	live := map[string]bool{}
+	for _, n := range list.Members() {
+		live[net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))] = true
+	}
+	var absent []string
+	for _, p := range peers {
+		if !live[p] {
+			absent = append(absent, p)
+		}
+	}
+	return absent
+}
+
 func main() {
 	name := flag.String("name", "", "member name (unique per process start)")
 	bind := flag.String("bind", "", "address to bind and advertise")
@@ -70,7 +87,8 @@ func main() {
 	join := flag.String("join", "", "comma-separated host:port list of peers to join")
 	timings := flag.String("timings", "lan", "lan (memberlist's DefaultLANConfig) or fast (swimlb's fast preset)")
 	lifetime := flag.Duration("lifetime", time.Hour, "exit after this long (a bound for test runs)")
-	joinFor := flag.Duration("join-for", 10*time.Second, "keep retrying the join this long")
+	joinFor := flag.Duration("join-for", 10*time.Second, "keep retrying the first join this long")
+	rejoin := flag.Duration("rejoin", time.Second, "join again, this often, the peers with no live member (0: never)")
 	flag.Parse()
 	if *name == "" || *bind == "" {
 		fmt.Fprintln(os.Stderr, "memberlist-probe: -name and -bind are required")
@@ -112,9 +130,30 @@ func main() {
 
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case <-stop:
-	case <-time.After(*lifetime):
+	end := time.After(*lifetime)
+	// Only peers with no live member are joined: a state exchange with a live peer would
+	// carry its suspicions here and change the detection times being measured.
+	// memberlist by itself never merges back two sides that declared each other dead (its
+	// dead-member gossip is retransmitted a few times only, and push/pull goes to live members),
+	// so after a cut the probe joins its peers again, as swimlb's members rejoin theirs.
+	var tick <-chan time.Time
+	if *rejoin > 0 && len(peers) > 0 {
+		ticker := time.NewTicker(*rejoin)
+		defer ticker.Stop()
+		tick = ticker.C
 	}
-	_ = list.Shutdown()
+	for {
+		select {
+		case <-stop:
+			_ = list.Shutdown()
+			return
+		case <-end:
+			_ = list.Shutdown()
+			return
+		case <-tick:
+			if absent := absentPeers(list, peers); len(absent) > 0 {
+				_, _ = list.Join(absent)
+			}
+		}
+	}
 }
