@@ -70,6 +70,9 @@ pub struct SuspicionNotice {
     pub target: NodeId,
     pub incarnation: u16,
     pub by: String,
+    /// The author's count of notices it sent: a suspicion announced again (after an isolation
+    /// ended) is a new broadcast, disseminated afresh.
+    pub round: u32,
 }
 
 /// Splits `members` into groups whose encoding fits `budget` bytes each.

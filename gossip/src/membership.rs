@@ -145,6 +145,13 @@ const CHECKERS: usize = 3;
 /// a burst well inside a default socket receive buffer.
 const PACE_BURST: usize = 32;
 const PACE_INTERVAL: Duration = Duration::from_millis(5);
+/// Datagrams sealed more than this before this member started are replays: nobody could have
+/// addressed them to it. Members' clocks may differ by this much before a joiner drops their
+/// first datagrams (it accepts them once their clocks pass its start).
+const REPLAY_START_SLACK_SECS: u64 = 2;
+/// Own probes failing in a row, with no other answer in between, after which a member counts
+/// itself cut off. At 1 % loss a probe fails (direct and indirect) about once in 10⁶.
+const ISOLATION_AFTER_FAILED_PROBES: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum CoreTimer {
@@ -203,6 +210,15 @@ pub struct Membership {
     state_replied: BTreeMap<u64, Duration>,
     rejoin_scheduled: bool,
     pace_scheduled: bool,
+    /// foca reported this member connected while its member list was still due.
+    connected_pending: bool,
+    /// The generation this process started with.
+    first_generation: u64,
+    /// Notices this member sent (see [`SuspicionNotice::round`]).
+    notice_round: u32,
+    /// Clock (seconds) before which no datagram was sealed for this member: anything older is
+    /// a replay into a restarted member that has forgotten its windows.
+    started_secs: Option<u64>,
     left: bool,
     outbox: VecDeque<Datagram>,
     paced: VecDeque<Datagram>,
@@ -225,7 +241,8 @@ pub struct Membership {
     own_incarnation: u16,
     expected_members: usize,
     last_answer: Option<Duration>,
-    peers_since: Option<Duration>,
+    /// Own probes failed since the last answer of any kind.
+    failed_probes: u32,
     reachability: Reachability,
     isolated_since: Option<Duration>,
 }
@@ -271,6 +288,10 @@ impl Membership {
             state_replied: BTreeMap::new(),
             rejoin_scheduled: false,
             pace_scheduled: false,
+            connected_pending: false,
+            notice_round: 0,
+            started_secs: None,
+            first_generation: 0,
             left: false,
             outbox: VecDeque::new(),
             paced: VecDeque::new(),
@@ -289,11 +310,12 @@ impl Membership {
             own_incarnation: 0,
             expected_members: 0,
             last_answer: None,
-            peers_since: None,
+            failed_probes: 0,
             reachability: Reachability::Reachable,
             isolated_since: None,
             timing,
         };
+        member.first_generation = member.identity().generation;
         let first_exchange = member.jittered(member.timing.anti_entropy_interval);
         member.schedule(first_exchange, CoreTimer::AntiEntropy);
         member
@@ -403,16 +425,34 @@ impl Membership {
         if header.sender == foca::Identity::addr(self.identity()) {
             return Err(DropReason::Refused);
         }
+        let started = self.started_secs.unwrap_or_default();
+        if u64::from(header.sent_secs) + REPLAY_START_SLACK_SECS < started {
+            return Err(DropReason::Stale);
+        }
         self.replay.check(&header, self.clock(), self.now)?;
         self.heard.insert(header.sender, self.now);
         match header.kind {
-            frames::SWIM => self
-                .swim
-                .handle_data(body, &mut self.runtime)
-                .map_err(|error| match error {
-                    foca::Error::MalformedPacket | foca::Error::Decode(_) => DropReason::Malformed,
-                    _ => DropReason::Refused,
-                }),
+            frames::SWIM => {
+                // foca ignores whom a message is addressed to. A message for another node, or
+                // for a generation of this node older than this process (sent before it
+                // restarted, or replayed since), carries news this process must not take as
+                // current. Messages for an earlier generation of this same process are fine:
+                // answering them is how the others learn of its renewal.
+                let dst = foca::Codec::<NodeId>::decode_header(&mut PostcardCodec, body)
+                    .map_err(|_| DropReason::Malformed)?
+                    .dst;
+                if dst.name != self.identity().name || dst.generation < self.first_generation {
+                    return Err(DropReason::Refused);
+                }
+                self.swim
+                    .handle_data(body, &mut self.runtime)
+                    .map_err(|error| match error {
+                        foca::Error::MalformedPacket | foca::Error::Decode(_) => {
+                            DropReason::Malformed
+                        }
+                        _ => DropReason::Refused,
+                    })
+            }
             frames::JOIN => {
                 let request: JoinRequest = decode(body)?;
                 if request.joiner.name == self.identity().name {
@@ -440,10 +480,9 @@ impl Membership {
             }
             frames::CHECK_ACK => {
                 let ack: CheckAck = decode(body)?;
-                if self.checks.remove(&ack.nonce).is_none() {
-                    return Err(DropReason::Refused);
-                }
-                self.last_answer = Some(self.now);
+                // A late answer (after the verdict) is still an answer.
+                self.checks.remove(&ack.nonce);
+                self.heard_answer();
                 Ok(())
             }
             frames::STATE => {
@@ -465,7 +504,7 @@ impl Membership {
             request.answered = true;
         }
         self.traffic.member_list_bytes_received += len as u64;
-        self.last_answer = Some(self.now);
+        self.heard_answer();
         if let Some(beat) = list.beat
             && beat >= self.identity().generation
         {
@@ -483,6 +522,9 @@ impl Membership {
             // The sender lists itself first; make sure it knows this (possibly new) identity.
             let _ = self.swim.announce(sender, &mut self.runtime);
         }
+        // After the members it brought, so "connected" comes with the whole list known.
+        self.drain();
+        self.release_connected();
         Ok(())
     }
 
@@ -497,7 +539,10 @@ impl Membership {
             .swim
             .change_identity(renewed.clone(), &mut self.runtime)
         {
-            Ok(()) => self.events.push_back(MembershipEvent::Renewed(renewed)),
+            Ok(()) => {
+                self.own_incarnation = 0;
+                self.events.push_back(MembershipEvent::Renewed(renewed));
+            }
             Err(error) => warn!(%error, "cannot change identity"),
         }
     }
@@ -512,7 +557,7 @@ impl Membership {
                 }
                 _ => return Err(DropReason::Refused),
             }
-            self.last_answer = Some(self.now);
+            self.heard_answer();
         }
         self.swim
             .apply_many(state.members.into_iter(), true, &mut self.runtime)
@@ -622,6 +667,11 @@ impl Membership {
                 self.suspicions
                     .hold(target, timer, self.now + held_for_long, expected);
             } else if was_held {
+                // While this member was cut off, its suspicion never reached the suspect:
+                // announce it again, so the suspect hears of it and refutes in time.
+                if let Timer::ChangeSuspectToDown { member_id, .. } = &timer {
+                    self.announce_suspicion(member_id.clone(), target.incarnation);
+                }
                 self.suspicions
                     .resume(target, timer, self.now, stretch, expected);
             } else if let Err(error) = self.swim.handle_timer(timer, &mut self.runtime) {
@@ -681,6 +731,9 @@ impl Membership {
     fn set_now(&mut self, now: Duration) {
         // Time never runs backwards inside the core, whatever the caller's clock does.
         self.now = self.now.max(now);
+        if self.started_secs.is_none() {
+            self.started_secs = Some(self.clock().as_secs());
+        }
     }
 
     /// The wall clock the replay window compares timestamps with.
@@ -755,11 +808,15 @@ impl Membership {
         let Some(request) = &self.list_request else {
             return;
         };
-        if request.answered
-            || self.left
-            || request.attempts >= LIST_ATTEMPTS
-            || self.now < request.sent + self.timing.probe_period * 3
-        {
+        if request.answered || self.left || self.now < request.sent + self.timing.probe_period * 3 {
+            return;
+        }
+        if request.attempts >= LIST_ATTEMPTS {
+            // Nobody sent the list: settle for what foca's announces brought.
+            if let Some(request) = self.list_request.as_mut() {
+                request.answered = true;
+            }
+            self.release_connected();
             return;
         }
         let candidates: Vec<SocketAddr> = if self.live.is_empty() {
@@ -772,7 +829,14 @@ impl Membership {
         }
     }
 
-    /// Sends the joiner every member this one believes active, itself first, paced.
+    fn release_connected(&mut self) {
+        if std::mem::take(&mut self.connected_pending) {
+            self.events.push_back(MembershipEvent::Connected);
+        }
+    }
+
+    /// Sends the joiner every member this one knows, itself first, paced; downs included, so a
+    /// restarted joiner cannot be told by a replay that a dead member lives.
     fn send_member_list(&mut self, request: &JoinRequest) {
         let joiner = &request.joiner;
         let key = (joiner.name.clone(), joiner.generation);
@@ -788,19 +852,18 @@ impl Membership {
         let beat = self
             .swim
             .iter_membership_state()
-            .filter(|m| m.id().name == joiner.name)
+            .filter(|m| m.id().name == joiner.name && m.id().generation != joiner.generation)
             .map(|m| m.id().generation)
             .max()
-            .filter(|generation| *generation >= joiner.generation);
-        let members: Vec<foca::Member<NodeId>> =
-            std::iter::once(foca::Member::alive(self.identity().clone()))
-                .chain(
-                    self.swim
-                        .iter_membership_state()
-                        .filter(|m| m.state() != foca::State::Down && m.id().name != joiner.name)
-                        .cloned(),
-                )
-                .collect();
+            .filter(|generation| *generation > joiner.generation);
+        let members: Vec<foca::Member<NodeId>> = std::iter::once(self.own_member())
+            .chain(
+                self.swim
+                    .iter_membership_state()
+                    .filter(|m| m.state() != foca::State::Down && m.id().name != joiner.name)
+                    .cloned(),
+            )
+            .collect();
         let budget = crate::preset::MAX_FOCA_PACKET - MEMBERS_FRAME_SLACK;
         for chunk in frames::chunk_members(members, budget) {
             let list = MemberList {
@@ -827,10 +890,9 @@ impl Membership {
     }
 
     fn send_state(&mut self, to: SocketAddr, token: u64, reply_wanted: bool) {
-        let members: Vec<foca::Member<NodeId>> =
-            std::iter::once(foca::Member::alive(self.identity().clone()))
-                .chain(self.swim.iter_membership_state().cloned())
-                .collect();
+        let members: Vec<foca::Member<NodeId>> = std::iter::once(self.own_member())
+            .chain(self.swim.iter_membership_state().cloned())
+            .collect();
         let from = self.identity().addr;
         let budget = crate::preset::MAX_FOCA_PACKET - MEMBERS_FRAME_SLACK;
         for chunk in frames::chunk_members(members, budget) {
@@ -842,6 +904,15 @@ impl Membership {
             };
             self.queue_paced(to, frames::STATE, &state);
         }
+    }
+
+    /// This member as others should record it: alive, at the incarnation it last sent with.
+    fn own_member(&self) -> foca::Member<NodeId> {
+        foca::Member::new(
+            self.identity().clone(),
+            self.own_incarnation,
+            foca::State::Alive,
+        )
     }
 
     fn send_frame(&mut self, to: SocketAddr, kind: u8, body: &impl Serialize) {
@@ -959,10 +1030,12 @@ impl Membership {
 
     /// Tells the cluster this member could not reach `id` at `incarnation`.
     fn announce_suspicion(&mut self, id: NodeId, incarnation: u16) {
+        self.notice_round = self.notice_round.wrapping_add(1);
         let notice = SuspicionNotice {
             target: id,
             incarnation,
             by: self.identity().name.clone(),
+            round: self.notice_round,
         };
         match postcard::to_allocvec(&notice) {
             Ok(bytes) => {
@@ -982,18 +1055,49 @@ impl Membership {
         };
         let own = self.identity().name.clone();
         for notice in notices {
-            if notice.by == own || notice.target.name == own {
+            if notice.target.name == own {
+                self.refute_to(&notice);
+                continue;
+            }
+            if notice.by == own {
                 continue;
             }
             let target = target_of(&notice.target, notice.incarnation);
             self.suspicions
                 .confirm(target.clone(), &notice.by, self.now);
-            if self.is_checker(&notice) {
+            if self.timing.suspicion_checks && self.is_checker(&notice) {
                 self.start_check(target, notice.target);
             }
         }
         let keep = self.suspicions.timeouts().max * 10;
         self.suspicions.prune(self.now, keep);
+    }
+
+    /// `notice` says its author suspects this member. foca refutes a suspicion it has heard of
+    /// by raising its incarnation; the notice may come without it (the author could not send
+    /// it while isolated), so it is handed to foca here. Then the author is told directly:
+    /// gossip would take several rounds to carry the refutation to it in a large cluster, and
+    /// a member that stalled for a moment would be declared down meanwhile.
+    fn refute_to(&mut self, notice: &SuspicionNotice) {
+        if notice.target != *self.identity() {
+            return;
+        }
+        let suspected = foca::Member::new(
+            self.identity().clone(),
+            notice.incarnation,
+            foca::State::Suspect,
+        );
+        if let Err(error) =
+            self.swim
+                .apply_many(std::iter::once(suspected), true, &mut self.runtime)
+        {
+            debug!(%error, "cannot refute a suspicion");
+        }
+        if let Some(author) = self.live.get(&notice.by).cloned()
+            && let Err(error) = self.swim.announce(author, &mut self.runtime)
+        {
+            debug!(%error, "cannot refute a suspicion directly");
+        }
     }
 
     /// Whether this member is one of the few that check `notice`'s suspect directly: the
@@ -1103,8 +1207,8 @@ impl Membership {
             live_peers: self.live.len(),
             expected: self.expected_members,
             last_answer: self.last_answer,
-            peers_since: self.peers_since,
-            silence_limit: self.timing.isolation_after(),
+            failed_probes: self.failed_probes,
+            failed_probes_limit: ISOLATION_AFTER_FAILED_PROBES,
         });
         if verdict == self.reachability {
             return;
@@ -1135,9 +1239,6 @@ impl Membership {
     fn apply_notification(&mut self, notification: OwnedNotification<NodeId>) -> bool {
         match notification {
             OwnedNotification::MemberUp(id) => {
-                if self.live.is_empty() {
-                    self.peers_since = Some(self.now);
-                }
                 self.live.insert(id.name.clone(), id.clone());
                 self.events.push_back(MembershipEvent::Up(id));
                 false
@@ -1158,11 +1259,19 @@ impl Membership {
                 false
             }
             OwnedNotification::Rejoin(new) => {
+                self.own_incarnation = 0;
                 self.events.push_back(MembershipEvent::Renewed(new));
                 false
             }
             OwnedNotification::Active => {
-                self.events.push_back(MembershipEvent::Connected);
+                // A joiner that asked for the member list is connected once it has it (or gave
+                // up on it): before, it knows only the few members foca's announce brought, and
+                // would believe itself the owner of VIPs that belong to the others.
+                if self.list_request.as_ref().is_some_and(|r| !r.answered) {
+                    self.connected_pending = true;
+                } else {
+                    self.events.push_back(MembershipEvent::Connected);
+                }
                 false
             }
             OwnedNotification::Idle => {
@@ -1174,6 +1283,7 @@ impl Membership {
             OwnedNotification::Defunct => false,
             OwnedNotification::ProbeFailed(_, id) => {
                 self.health.probe_failed();
+                self.failed_probes += 1;
                 self.events.push_back(MembershipEvent::Suspect(id));
                 false
             }
@@ -1183,9 +1293,8 @@ impl Membership {
             }
             OwnedNotification::DataSent(header) => {
                 if header.src_incarnation > self.own_incarnation {
-                    if self.own_incarnation != 0 || header.src_incarnation > 1 {
-                        self.health.refuted_suspicion();
-                    }
+                    // foca raises its incarnation only to refute a suspicion of itself.
+                    self.health.refuted_suspicion();
                     self.own_incarnation = header.src_incarnation;
                 }
                 false
@@ -1199,8 +1308,8 @@ impl Membership {
         match &header.message {
             Message::Ack(_) if header.dst == *own => self.answered(),
             Message::ForwardedAck { origin, .. } if origin == own => self.answered(),
-            Message::IndirectAck { .. } => self.last_answer = Some(self.now),
-            Message::PingReq { target, .. } => {
+            Message::IndirectAck { .. } => self.heard_answer(),
+            Message::PingReq { target, .. } if self.timing.suspicion_checks => {
                 // Asked to probe `target` on someone's behalf: if it does not answer this
                 // member either, that is an independent confirmation.
                 let incarnation = self
@@ -1216,8 +1325,14 @@ impl Membership {
         }
     }
 
-    fn answered(&mut self) {
+    /// Another member answered something this member sent: it is not cut off.
+    fn heard_answer(&mut self) {
         self.last_answer = Some(self.now);
+        self.failed_probes = 0;
+    }
+
+    fn answered(&mut self) {
+        self.heard_answer();
         if !self.probe_answered {
             self.probe_answered = true;
             self.health.probe_answered();

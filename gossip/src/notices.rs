@@ -22,6 +22,7 @@ pub struct NoticeKey {
     generation: u64,
     incarnation: u16,
     by: u64,
+    round: u32,
 }
 
 impl Invalidates for NoticeKey {
@@ -67,6 +68,7 @@ impl BroadcastHandler<NodeId> for NoticeHandler {
             generation: notice.target.generation,
             incarnation: notice.incarnation,
             by: crate::owner::name_digest(&notice.by),
+            round: notice.round,
         };
         if !self.seen.insert(key) {
             return Ok(None);
@@ -93,6 +95,7 @@ mod tests {
             target: NodeId::new("x", "192.0.2.9:7946".parse().expect("literal"), 4),
             incarnation: 2,
             by: by.into(),
+            round: 1,
         })
         .expect("encodes")
     }

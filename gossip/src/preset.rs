@@ -57,6 +57,7 @@ impl Preset {
                 suspicion: Suspicion::Fixed(Duration::from_millis(150)),
                 suspicion_max_multiplier: 6,
                 suspicion_confirmations: 2,
+                suspicion_checks: true,
                 gossip_interval: Duration::from_millis(30),
                 gossip_fanout: 3,
                 retransmissions: Retransmissions::Fixed(16),
@@ -75,6 +76,8 @@ impl Preset {
                 suspicion: Suspicion::Log10Scaled { multiplier: 4 },
                 suspicion_max_multiplier: 6,
                 suspicion_confirmations: 2,
+                // As memberlist: only members whose own probes failed confirm.
+                suspicion_checks: false,
                 gossip_interval: Duration::from_millis(200),
                 gossip_fanout: 3,
                 retransmissions: Retransmissions::Log10Scaled { multiplier: 4 },
@@ -93,6 +96,7 @@ impl Preset {
                 suspicion: Suspicion::Log10Scaled { multiplier: 6 },
                 suspicion_max_multiplier: 6,
                 suspicion_confirmations: 4,
+                suspicion_checks: true,
                 gossip_interval: Duration::from_millis(500),
                 gossip_fanout: 4,
                 retransmissions: Retransmissions::Log10Scaled { multiplier: 4 },
@@ -165,6 +169,10 @@ pub struct Timing {
     pub suspicion_max_multiplier: u32,
     /// Independent confirmations that bring a suspicion down to its shortest.
     pub suspicion_confirmations: usize,
+    /// Whether members asked to probe indirectly, and a few chosen ones that check the suspect
+    /// directly, confirm a suspicion too (swimlb's addition); without, only members whose own
+    /// probes failed do, as in memberlist.
+    pub suspicion_checks: bool,
     /// How often pending updates are pushed to `gossip_fanout` random members.
     pub gossip_interval: Duration,
     pub gossip_fanout: usize,
@@ -207,12 +215,6 @@ impl Timing {
             max: min * self.suspicion_max_multiplier.max(1),
             expected_confirmations: self.suspicion_confirmations,
         }
-    }
-
-    /// How long a member with peers may go without any answer before it counts itself cut
-    /// off: four probe periods, in which a healthy member gets about four answers.
-    pub fn isolation_after(&self) -> Duration {
-        self.probe_period * 4
     }
 
     pub fn retransmissions_for(&self, cluster_size: usize) -> NonZeroU8 {

@@ -11,8 +11,8 @@ use std::time::Duration;
 /// Why a member considers itself cut off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IsolationReason {
-    /// It knows other members but none answered it (probe, indirect probe, check or reply)
-    /// for `silent_for`.
+    /// It knows other members but its last probes all went unanswered, and nothing else
+    /// (indirect probe, check, reply) answered it either, for `silent_for`.
     NoRoundTrip { silent_for: Duration },
     /// It knows no live member although the caller expects `expected` in all.
     NoMembers { expected: usize },
@@ -75,10 +75,12 @@ pub struct ReachabilityInputs {
     pub expected: usize,
     /// When another member last answered this one, if ever.
     pub last_answer: Option<Duration>,
-    /// When this member last had a live peer to talk to (answers are only due from then).
-    pub peers_since: Option<Duration>,
-    /// Silence after which a member with peers counts as cut off.
-    pub silence_limit: Duration,
+    /// This member's own probes that failed since the last answer of any kind. Counted in
+    /// probes, not time: a sick member's probe period stretches, and it must still see itself
+    /// cut off before its stretched suspicions fall due.
+    pub failed_probes: u32,
+    /// Failed probes in a row after which a member with peers counts as cut off.
+    pub failed_probes_limit: u32,
 }
 
 pub fn assess(inputs: &ReachabilityInputs) -> Reachability {
@@ -90,12 +92,10 @@ pub fn assess(inputs: &ReachabilityInputs) -> Reachability {
         }
         return Reachability::Reachable;
     }
-    let since = inputs
-        .last_answer
-        .max(inputs.peers_since)
-        .unwrap_or(inputs.now);
-    let silent_for = inputs.now.saturating_sub(since);
-    if silent_for > inputs.silence_limit {
+    if inputs.failed_probes >= inputs.failed_probes_limit {
+        let silent_for = inputs
+            .last_answer
+            .map_or(Duration::ZERO, |at| inputs.now.saturating_sub(at));
         return Reachability::Isolated(IsolationReason::NoRoundTrip { silent_for });
     }
     let live = inputs.live_peers + 1;
@@ -118,8 +118,8 @@ mod tests {
             live_peers: 4,
             expected: 5,
             last_answer: Some(Duration::from_millis(9_900)),
-            peers_since: Some(Duration::from_secs(1)),
-            silence_limit: Duration::from_millis(400),
+            failed_probes: 1,
+            failed_probes_limit: 3,
         }
     }
 
@@ -129,9 +129,10 @@ mod tests {
     }
 
     #[test]
-    fn silence_isolates_and_holds_back_downs() {
+    fn unanswered_probes_isolate_and_hold_back_downs() {
         let silent = ReachabilityInputs {
             last_answer: Some(Duration::from_secs(9)),
+            failed_probes: 3,
             ..inputs()
         };
         let verdict = assess(&silent);
@@ -142,13 +143,13 @@ mod tests {
             })
         );
         assert!(verdict.holds_back_downs());
-        // Peers met only just now: no answer is due yet.
-        let fresh = ReachabilityInputs {
-            peers_since: Some(Duration::from_millis(9_800)),
-            last_answer: None,
+        // However long the silence, a probe or two lost is not isolation.
+        let quiet = ReachabilityInputs {
+            last_answer: Some(Duration::from_secs(1)),
+            failed_probes: 2,
             ..inputs()
         };
-        assert_eq!(assess(&fresh), Reachability::Reachable);
+        assert_eq!(assess(&quiet), Reachability::Reachable);
     }
 
     #[test]

@@ -8,10 +8,13 @@
 //! - [`network`]: latency, loss (i.i.d., one-way, per link), partitions;
 //! - [`world`]: the cluster, the event queue, node pause/crash/restart/leave, ownership views;
 //! - [`baseline`]: the models compared against (a single leader on a 10 s loop, Kubernetes Leases);
-//! - [`scenario`]: failover, partition, flap, rolling-restart, drain, loss-sweep;
+//! - [`scenario`]: the registry of scenarios; failover, partition, flap, rolling-restart, drain,
+//!   loss-sweep;
+//! - [`faults`]: deaf, mute, cut, stall, clock-step, replay, join-storm;
 //! - [`metrics`], [`report`], [`plot`]: percentiles, the table and JSON, the SVG plots.
 
 pub mod baseline;
+pub mod faults;
 pub mod metrics;
 pub mod network;
 pub mod plot;

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use swimlb_gossip::preset::{Retransmissions, Suspicion};
 use swimlb_gossip::{Preset, Timing};
 use swimlb_simulations::baseline::LeaseTiming;
-use swimlb_simulations::network::Network;
+use swimlb_simulations::network::{Network, ReceiveQueue};
 use swimlb_simulations::scenario::{
     self, Configuration, Model, Params, ScenarioKind, ScenarioOptions,
 };
@@ -82,13 +82,68 @@ enum Command {
         #[arg(long, default_value_t = 60.0)]
         stall_every_s: f64,
     },
+    /// A node drops all inbound gossip for a while, then heals (its process keeps running).
+    Deaf(Silenced),
+    /// A node's outbound gossip is all lost for a while, then heals.
+    Mute(Silenced),
+    /// A node's cable is pulled both ways while its process keeps running, then restored.
+    Cut(Silenced),
+    /// A node's process freezes, then resumes; one configuration per stall length.
+    Stall {
+        #[command(flatten)]
+        common: Common,
+        /// Stall lengths to try.
+        #[arg(long, value_delimiter = ',', default_value = "100,200,400")]
+        stalls_ms: Vec<u64>,
+    },
+    /// A node restarts with a generation far below its previous one (its clock stepped back).
+    ClockStep {
+        #[command(flatten)]
+        common: Common,
+        /// How long the node is down before it restarts.
+        #[arg(long, default_value_t = 1000)]
+        down_ms: u64,
+        /// How far its new generation is below the old one.
+        #[arg(long, default_value_t = 1_000_000)]
+        step: u64,
+    },
+    /// Every captured datagram is replayed into a freshly restarted member, and again once the
+    /// cluster has forgotten its dead (`remove_down_after` + 1 s later: 3,601 s with `fast`).
+    Replay {
+        #[command(flatten)]
+        common: Common,
+        /// How long datagrams are captured (a member crashes halfway).
+        #[arg(long, default_value_t = 10.0)]
+        capture_s: f64,
+    },
+    /// A member joins a cluster through every peer at once; every node reads its socket
+    /// through a bounded receive queue.
+    JoinStorm {
+        #[command(flatten)]
+        common: Common,
+        /// Datagrams each node's receive queue holds.
+        #[arg(long, default_value_t = 200)]
+        queue: usize,
+        /// Time a node takes to read one datagram, in microseconds.
+        #[arg(long, default_value_t = 5)]
+        read_us: u64,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Silenced {
+    #[command(flatten)]
+    common: Common,
+    /// How long the fault lasts, in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    duration_s: f64,
 }
 
 #[derive(Args, Clone)]
 struct Common {
-    /// Cluster size (3 to 1,000).
-    #[arg(long, default_value_t = 100)]
-    nodes: usize,
+    /// Cluster size (3 to 2,000; default per scenario: 100, replay 20, join-storm 1,000).
+    #[arg(long)]
+    nodes: Option<usize>,
     /// Number of VIPs (default: two per node).
     #[arg(long)]
     vips: Option<usize>,
@@ -170,7 +225,13 @@ impl Common {
         let names: Vec<String> = match &self.configs {
             Some(list) => list.clone(),
             None => {
-                let mut names: Vec<String> = default.iter().map(|s| s.to_string()).collect();
+                let mut names: Vec<String> = default
+                    .iter()
+                    .map(|s| match *s {
+                        "preset" => self.preset.name().to_string(),
+                        name => name.to_string(),
+                    })
+                    .collect();
                 if self.custom_timing().is_some() {
                     names.push("custom".into());
                 }
@@ -197,11 +258,7 @@ impl Common {
                             .timing(),
                     },
                 };
-                Ok(Configuration {
-                    name: name.clone(),
-                    loss: None,
-                    model,
-                })
+                Ok(Configuration::new(name.clone(), model))
             })
             .collect()
     }
@@ -210,19 +267,10 @@ impl Common {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut options = ScenarioOptions::default();
-    let (kind, common, configs, default_trials) = match &cli.scenario {
-        Command::Failover(c) => (
-            ScenarioKind::Failover,
-            c,
-            c.configurations(&["fast", "memberlist", "seed-leader", "lease"])?,
-            30,
-        ),
-        Command::Drain(c) => (
-            ScenarioKind::Drain,
-            c,
-            c.configurations(&["fast", "memberlist"])?,
-            20,
-        ),
+    let mut queue = None;
+    let (kind, common) = match &cli.scenario {
+        Command::Failover(c) => (ScenarioKind::Failover, c),
+        Command::Drain(c) => (ScenarioKind::Drain, c),
         Command::Partition {
             common,
             minority,
@@ -230,13 +278,7 @@ fn main() -> anyhow::Result<()> {
         } => {
             options.minority = *minority;
             options.duration = seconds(*duration_s)?;
-            let preset = common.preset.name();
-            (
-                ScenarioKind::Partition,
-                common,
-                common.configurations(&[preset])?,
-                5,
-            )
+            (ScenarioKind::Partition, common)
         }
         Command::Flap {
             common,
@@ -247,13 +289,7 @@ fn main() -> anyhow::Result<()> {
             options.down = Duration::from_millis(*down_ms);
             options.up = Duration::from_millis(*up_ms);
             options.pause = *pause;
-            let preset = common.preset.name();
-            (
-                ScenarioKind::Flap,
-                common,
-                common.configurations(&[preset])?,
-                10,
-            )
+            (ScenarioKind::Flap, common)
         }
         Command::RollingRestart {
             common,
@@ -262,51 +298,103 @@ fn main() -> anyhow::Result<()> {
         } => {
             options.down = Duration::from_millis(*down_ms);
             options.up = Duration::from_millis(*interval_ms);
-            let preset = common.preset.name();
-            (
-                ScenarioKind::RollingRestart,
-                common,
-                common.configurations(&[preset])?,
-                common.nodes.min(10),
-            )
+            (ScenarioKind::RollingRestart, common)
         }
         Command::LossSweep {
             common,
-            losses,
             duration_s,
             stall_ms,
             stall_every_s,
+            ..
         } => {
             options.duration = seconds(*duration_s)?;
             options.stall = Duration::from_millis(*stall_ms);
             options.stall_every = seconds(*stall_every_s)?;
-            let preset = common.preset.name();
-            let mut configs = Vec::new();
-            for base in common.configurations(&[preset])? {
+            (ScenarioKind::LossSweep, common)
+        }
+        Command::Deaf(s) | Command::Mute(s) | Command::Cut(s) => {
+            options.duration = seconds(s.duration_s)?;
+            let kind = match &cli.scenario {
+                Command::Deaf(_) => ScenarioKind::Deaf,
+                Command::Mute(_) => ScenarioKind::Mute,
+                _ => ScenarioKind::Cut,
+            };
+            (kind, &s.common)
+        }
+        Command::Stall { common, .. } => (ScenarioKind::Stall, common),
+        Command::ClockStep {
+            common,
+            down_ms,
+            step,
+        } => {
+            options.down = Duration::from_millis(*down_ms);
+            options.generation_step = *step;
+            (ScenarioKind::ClockStep, common)
+        }
+        Command::Replay { common, capture_s } => {
+            options.capture = seconds(*capture_s)?;
+            (ScenarioKind::Replay, common)
+        }
+        Command::JoinStorm {
+            common,
+            queue: capacity,
+            read_us,
+        } => {
+            queue = Some(ReceiveQueue {
+                capacity: *capacity,
+                per_datagram: Duration::from_micros(*read_us),
+            });
+            (ScenarioKind::JoinStorm, common)
+        }
+    };
+    let spec = kind.spec();
+    let mut configs = common.configurations(spec.configs)?;
+    // Scenarios that sweep a setting run every configuration once per value.
+    match &cli.scenario {
+        Command::LossSweep { losses, .. } => {
+            let mut swept = Vec::new();
+            for base in configs {
                 for &loss in losses {
                     if !(0.0..1.0).contains(&loss) {
                         bail!("loss {loss} is not in [0, 1)");
                     }
-                    configs.push(Configuration {
+                    swept.push(Configuration {
                         name: format!("{}@{}%", base.name, loss * 100.0),
                         loss: Some(loss),
-                        model: base.model.clone(),
+                        ..base.clone()
                     });
                 }
             }
-            (ScenarioKind::LossSweep, common, configs, 1)
+            configs = swept;
         }
-    };
+        Command::Stall { stalls_ms, .. } => {
+            let mut swept = Vec::new();
+            for base in configs {
+                for &stall in stalls_ms {
+                    swept.push(Configuration {
+                        name: format!("{}/{stall}ms", base.name),
+                        stall: Some(Duration::from_millis(stall)),
+                        ..base.clone()
+                    });
+                }
+            }
+            configs = swept;
+        }
+        _ => {}
+    }
+    let nodes = common.nodes.unwrap_or(spec.nodes);
+    let mut network = Network::lan(common.loss);
+    network.receive_queue = queue;
     let params = Params {
         scenario: kind,
-        nodes: common.nodes,
-        vips: common.vips.unwrap_or(common.nodes * 2),
-        trials: common.trials.unwrap_or(default_trials),
+        nodes,
+        vips: common.vips.unwrap_or(nodes * 2),
+        trials: common.trials.unwrap_or((spec.trials)(nodes)),
         loss: common.loss,
         seed: common.seed,
         ineligible: common.ineligible,
         options,
-        network: Network::lan(common.loss),
+        network,
     };
     println!("seed {}", params.seed);
     let bar = ProgressBar::new(scenario::progress_units(&params) * configs.len() as u64);
@@ -324,7 +412,7 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", common.out.display()))?;
     let stem = format!(
         "{}-{}n-{}loss-seed{}",
-        kind.name(),
+        spec.name,
         params.nodes,
         params.loss * 100.0,
         params.seed

@@ -33,6 +33,14 @@ impl Latency {
     }
 }
 
+/// A bounded receive queue per node, like a socket buffer counted in datagrams: the process
+/// reads one datagram per `per_datagram`, and what arrives while `capacity` are waiting is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReceiveQueue {
+    pub capacity: usize,
+    pub per_datagram: Duration,
+}
+
 /// Everything that decides whether and when a datagram arrives.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Network {
@@ -48,6 +56,9 @@ pub struct Network {
     /// Partition group of each node; datagrams between different groups are dropped.
     /// Empty: no partition.
     pub groups: Vec<u32>,
+    /// `None`: every node reads every datagram the moment it arrives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receive_queue: Option<ReceiveQueue>,
 }
 
 impl Network {
@@ -59,6 +70,7 @@ impl Network {
             ingress_loss: BTreeMap::new(),
             link_loss: BTreeMap::new(),
             groups: Vec::new(),
+            receive_queue: None,
         }
     }
 

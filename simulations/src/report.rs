@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::SimError;
 use crate::metrics::Summary;
-use crate::scenario::{ConfigReport, Report, ScenarioKind};
+use crate::scenario::{Columns, ConfigReport, Report};
 
 /// The JSON report: the same seed and parameters give the same bytes.
 pub fn to_json(report: &Report) -> Result<String, SimError> {
@@ -57,11 +57,24 @@ pub fn table(report: &Report) -> String {
         p.loss * 100.0,
         p.seed
     );
-    let (first, second) = match p.scenario {
-        ScenarioKind::Partition => ("heal→single owner", "detection"),
-        ScenarioKind::RollingRestart => ("leave→new owner", "restart→agreement"),
-        ScenarioKind::Drain => ("leave→new owner", "agreement"),
-        _ => ("failover", "agreement"),
+    let (first, second, agreement_first) = match p.scenario.spec().columns {
+        Columns::Timing {
+            first,
+            second,
+            agreement_first,
+        } => (first, second, agreement_first),
+        Columns::Fault { heal } => {
+            fault_table(&mut out, report, heal);
+            return out;
+        }
+        Columns::Replay => {
+            replay_table(&mut out, report);
+            return out;
+        }
+        Columns::JoinStorm => {
+            join_table(&mut out, report);
+            return out;
+        }
     };
     let _ = writeln!(
         out,
@@ -79,16 +92,194 @@ pub fn table(report: &Report) -> String {
         "t/o"
     );
     for c in &report.configs {
-        let _ = writeln!(out, "{}", row(c, p.scenario));
+        let _ = writeln!(out, "{}", row(c, agreement_first));
     }
     out
 }
 
-fn row(c: &ConfigReport, scenario: ScenarioKind) -> String {
-    let (a, b) = match scenario {
-        ScenarioKind::Partition => (&c.agreement, &c.detection),
-        ScenarioKind::RollingRestart => (&c.failover, &c.agreement),
-        _ => (&c.failover, &c.agreement),
+/// Healthy members' Down and Renewed events, spurious takeovers, claim time, heal time.
+fn fault_table(out: &mut String, report: &Report, heal: &str) {
+    let _ = writeln!(
+        out,
+        "{:<14} {:>5} | {:>7} {:>7} {:>7} {:>8} {:>9} {:>7} | {:>9} {:>9} | {:^31} | {:>4}",
+        "config",
+        "loss",
+        "downs",
+        "renewed",
+        "takeovr",
+        "sickDown",
+        "sickRenew",
+        "suspect",
+        "≥2 own/tr",
+        "0 own/tr",
+        format!("{heal} p50 p90 p99 max"),
+        "t/o"
+    );
+    for c in &report.configs {
+        let f = c.faults.clone().unwrap_or_default();
+        let a = quartet(&c.agreement);
+        let _ = writeln!(
+            out,
+            "{:<14} {:>4}% | {:>7} {:>7} {:>7} {:>8} {:>9} {:>7} | {:>9} {:>9} | {:>7} {:>7} {:>7} {:>7} | {:>4}",
+            c.name,
+            format!("{:.0}", c.loss * 100.0),
+            f.healthy_downs,
+            f.healthy_renewed,
+            f.spurious_takeovers,
+            f.downs_by_faulty,
+            f.faulty_renewed,
+            f.suspicions_of_healthy,
+            ms(c.multi_claim_per_trial.mean),
+            ms(c.no_owner_per_trial.mean),
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            c.timeouts
+        );
+    }
+    let _ = writeln!(
+        out,
+        "downs/renewed: healthy members declared down in healthy views / forced to renew; \
+         takeovr: VIPs announced by a non-owner while their healthy owner held them; \
+         sickDown: healthy members down in the faulty node's view; sickRenew: renewals of the \
+         faulty node (all totals over trials)"
+    );
+}
+
+/// Per replay round: dead members back, crashes missed, healthy downs.
+fn replay_table(out: &mut String, report: &Report) {
+    let _ = writeln!(
+        out,
+        "{:<14} {:>5} | {:<16} | {:>6} {:>10} | {:>7} {:>7} {:>7} | {:>9}",
+        "config", "loss", "replay", "dead↑", "undetected", "downs", "renewed", "takeovr", "detect"
+    );
+    for c in &report.configs {
+        let mut rounds: Vec<String> = Vec::new();
+        for label in c
+            .trials
+            .iter()
+            .filter_map(|t| t.faults.as_ref()?.label.clone())
+        {
+            if !rounds.contains(&label) {
+                rounds.push(label);
+            }
+        }
+        for label in rounds {
+            let trials: Vec<_> = c
+                .trials
+                .iter()
+                .filter(|t| t.faults.as_ref().and_then(|f| f.label.as_ref()) == Some(&label))
+                .collect();
+            let faults: Vec<_> = trials.iter().filter_map(|t| t.faults.as_ref()).collect();
+            let sum = |f: &dyn Fn(&crate::faults::FaultTrial) -> usize| {
+                faults.iter().map(|t| f(t)).sum::<usize>()
+            };
+            let detect = Summary::of(
+                &trials
+                    .iter()
+                    .filter_map(|t| t.detection)
+                    .collect::<Vec<_>>(),
+            );
+            let _ = writeln!(
+                out,
+                "{:<14} {:>4}% | {:<16} | {:>6} {:>10} | {:>7} {:>7} {:>7} | {:>9}",
+                c.name,
+                format!("{:.0}", c.loss * 100.0),
+                label,
+                sum(&|t| t.dead_revived),
+                format!(
+                    "{}/{}",
+                    sum(&|t| t.crashes_undetected.unwrap_or(0)),
+                    faults.len()
+                ),
+                sum(&|t| t.healthy_downs),
+                sum(&|t| t.healthy_renewed),
+                sum(&|t| t.spurious_takeovers),
+                if detect.count == 0 {
+                    "-".into()
+                } else {
+                    ms(detect.max)
+                }
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "dead↑: members whose process is gone seen live again; undetected: crashes still live \
+         in some view at the end of the window; detect: worst crash → first down"
+    );
+}
+
+/// The joiner: time to know everyone, member-list bytes and drops at its receive queue.
+fn join_table(out: &mut String, report: &Report) {
+    let _ = writeln!(
+        out,
+        "{:<14} {:>5} | {:>9} {:>9} | {:>10} {:>7} {:>7} | {:>8} {:>9} | {:>7} {:>7} | {:>4}",
+        "config",
+        "loss",
+        "knows p50",
+        "knows max",
+        "list bytes",
+        "lists",
+        "senders",
+        "qDrops",
+        "clusterQD",
+        "downs",
+        "renewed",
+        "t/o"
+    );
+    for c in &report.configs {
+        let joins: Vec<_> = c
+            .trials
+            .iter()
+            .filter_map(|t| t.faults.as_ref()?.join.as_ref())
+            .collect();
+        let f = c.faults.clone().unwrap_or_default();
+        let k = &f.knows_all;
+        // Joins take about a round trip: show tenths of a millisecond.
+        let fine = |seconds: f64| {
+            if seconds < 1.0 {
+                format!("{:.1}ms", seconds * 1000.0)
+            } else {
+                ms(seconds)
+            }
+        };
+        let (p50, max) = if k.count == 0 {
+            ("-".into(), "-".into())
+        } else {
+            (fine(k.p50), fine(k.max))
+        };
+        let _ = writeln!(
+            out,
+            "{:<14} {:>4}% | {:>9} {:>9} | {:>10} {:>7.1} {:>7} | {:>8} {:>9} | {:>7} {:>7} | {:>4}",
+            c.name,
+            format!("{:.0}", c.loss * 100.0),
+            p50,
+            max,
+            f.member_list_bytes,
+            f.member_lists,
+            joins.iter().map(|j| j.senders).max().unwrap_or(0),
+            f.queue_drops,
+            joins.iter().map(|j| j.cluster_queue_drops).sum::<u64>(),
+            f.healthy_downs,
+            f.healthy_renewed,
+            c.timeouts
+        );
+    }
+    let _ = writeln!(
+        out,
+        "knows: join → the joiner sees every member live; list bytes / lists: member lists that \
+         reached its socket (worst trial; one list = the median sender's bytes); qDrops: \
+         datagrams its full receive queue dropped"
+    );
+}
+
+fn row(c: &ConfigReport, agreement_first: bool) -> String {
+    let (a, b) = if agreement_first {
+        (&c.agreement, &c.detection)
+    } else {
+        (&c.failover, &c.agreement)
     };
     let a = quartet(a);
     let b = quartet(b);

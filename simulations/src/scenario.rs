@@ -1,8 +1,9 @@
 //! Scenarios: what happens to the cluster, and what is measured per trial.
 //!
-//! Every gossip configuration of a run uses the same seed, so the same nodes draw the same
-//! network randomness and each trial hits the same VIP's owner; baselines draw from the same
-//! per-trial generators.
+//! [`ScenarioKind::spec`] is the one place that says, per scenario, its name, defaults, table
+//! columns and trial loop. Every random choice draws from its own stream ([`Stream`]), so the
+//! configurations of a run (and the baselines) hit the same victims at the same phases, and a
+//! draw added for one purpose cannot shift another's.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,9 +15,10 @@ use serde::Serialize;
 use swimlb_gossip::Timing;
 
 use crate::baseline::{self, LeaseTiming};
+use crate::faults::{self, FaultSummary, FaultTrial};
 use crate::metrics::{Summary, round_us};
 use crate::network::Network;
-use crate::world::{NodeState, World, WorldConfig};
+use crate::world::{NODE_LIMIT, NodeState, World, WorldConfig};
 use crate::{SimError, mix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -28,19 +30,224 @@ pub enum ScenarioKind {
     RollingRestart,
     Drain,
     LossSweep,
+    Deaf,
+    Mute,
+    Cut,
+    Stall,
+    ClockStep,
+    Replay,
+    JoinStorm,
+}
+
+/// The columns of a scenario's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Columns {
+    /// Two timing columns (p50 p90 p99 max each) with these headers: failover then agreement,
+    /// or with `agreement_first`, agreement then detection.
+    Timing {
+        first: &'static str,
+        second: &'static str,
+        agreement_first: bool,
+    },
+    /// A fault on a node that keeps running: what the healthy members did, and the heal.
+    Fault {
+        heal: &'static str,
+    },
+    JoinStorm,
+    Replay,
+}
+
+/// A scenario's trial loop, run after boot on a gossip configuration.
+pub type Trials = fn(&Params, &Configuration, &mut World, &mut ConfigReport, &(dyn Fn(u64) + Sync));
+
+/// Everything about one scenario apart from its command-line flags.
+pub struct Spec {
+    pub name: &'static str,
+    /// Configurations compared without `--configs`; `preset`: the `--preset` given.
+    pub configs: &'static [&'static str],
+    pub nodes: usize,
+    pub trials: fn(nodes: usize) -> usize,
+    pub columns: Columns,
+    /// The seed leader and Lease models can run it.
+    pub baselines: bool,
+    /// The fewest nodes it needs.
+    pub min_nodes: usize,
+    /// Nodes beyond `--nodes` that the trial loop starts itself (a joiner), not boot.
+    pub late_nodes: usize,
+    /// Generation of every node's first start.
+    pub first_generation: u64,
+    pub run: Trials,
 }
 
 impl ScenarioKind {
-    pub fn name(self) -> &'static str {
+    pub const ALL: [ScenarioKind; 13] = [
+        ScenarioKind::Failover,
+        ScenarioKind::Partition,
+        ScenarioKind::Flap,
+        ScenarioKind::RollingRestart,
+        ScenarioKind::Drain,
+        ScenarioKind::LossSweep,
+        ScenarioKind::Deaf,
+        ScenarioKind::Mute,
+        ScenarioKind::Cut,
+        ScenarioKind::Stall,
+        ScenarioKind::ClockStep,
+        ScenarioKind::Replay,
+        ScenarioKind::JoinStorm,
+    ];
+
+    pub fn spec(self) -> Spec {
+        let base = Spec {
+            name: "",
+            configs: &["preset"],
+            nodes: 100,
+            trials: |_| 5,
+            columns: Columns::Timing {
+                first: "failover",
+                second: "agreement",
+                agreement_first: false,
+            },
+            baselines: false,
+            min_nodes: *NODE_LIMIT.start(),
+            late_nodes: 0,
+            first_generation: 1,
+            run: trials_failover,
+        };
+        let fault = |name, run: Trials| Spec {
+            name,
+            columns: Columns::Fault {
+                heal: "heal→single owner",
+            },
+            run,
+            ..base
+        };
         match self {
-            ScenarioKind::Failover => "failover",
-            ScenarioKind::Partition => "partition",
-            ScenarioKind::Flap => "flap",
-            ScenarioKind::RollingRestart => "rolling-restart",
-            ScenarioKind::Drain => "drain",
-            ScenarioKind::LossSweep => "loss-sweep",
+            ScenarioKind::Failover => Spec {
+                name: "failover",
+                configs: &["fast", "memberlist", "seed-leader", "lease"],
+                trials: |_| 30,
+                baselines: true,
+                ..base
+            },
+            ScenarioKind::Drain => Spec {
+                name: "drain",
+                configs: &["fast", "memberlist"],
+                trials: |_| 20,
+                columns: Columns::Timing {
+                    first: "leave→new owner",
+                    second: "agreement",
+                    agreement_first: false,
+                },
+                baselines: true,
+                ..base
+            },
+            ScenarioKind::Partition => Spec {
+                name: "partition",
+                columns: Columns::Timing {
+                    first: "heal→single owner",
+                    second: "detection",
+                    agreement_first: true,
+                },
+                run: trials_partition,
+                ..base
+            },
+            ScenarioKind::Flap => Spec {
+                name: "flap",
+                trials: |_| 10,
+                run: trials_flap,
+                ..base
+            },
+            ScenarioKind::RollingRestart => Spec {
+                name: "rolling-restart",
+                trials: |nodes| nodes.min(10),
+                columns: Columns::Timing {
+                    first: "leave→new owner",
+                    second: "restart→agreement",
+                    agreement_first: false,
+                },
+                run: trials_rolling,
+                ..base
+            },
+            ScenarioKind::LossSweep => Spec {
+                name: "loss-sweep",
+                trials: |_| 1,
+                run: trials_steady,
+                ..base
+            },
+            ScenarioKind::Deaf => fault("deaf", faults::trials_deaf),
+            ScenarioKind::Mute => fault("mute", faults::trials_mute),
+            ScenarioKind::Cut => fault("cut", faults::trials_cut),
+            ScenarioKind::Stall => Spec {
+                trials: |_| 20,
+                columns: Columns::Fault {
+                    heal: "resume→single owner",
+                },
+                ..fault("stall", faults::trials_stall)
+            },
+            ScenarioKind::ClockStep => Spec {
+                columns: Columns::Fault {
+                    heal: "restart→single owner",
+                },
+                // Like seconds since the epoch: room to step back by a million.
+                first_generation: faults::WALL_CLOCK_GENERATION,
+                ..fault("clock-step", faults::trials_clock_step)
+            },
+            ScenarioKind::Replay => Spec {
+                nodes: 20,
+                min_nodes: 5,
+                trials: |_| 2,
+                columns: Columns::Replay,
+                ..fault("replay", faults::trials_replay)
+            },
+            ScenarioKind::JoinStorm => Spec {
+                nodes: 1000,
+                trials: |_| 1,
+                columns: Columns::JoinStorm,
+                late_nodes: 1,
+                ..fault("join-storm", faults::trials_join_storm)
+            },
         }
     }
+
+    pub fn name(self) -> &'static str {
+        self.spec().name
+    }
+}
+
+/// The purposes random draws are made for; each has its own stream per seed and index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Which VIP's owner (or which node) a trial hits.
+    Victim,
+    /// When in the timers' cycle a trial starts.
+    Phase,
+    /// Which peers a restarted node joins through.
+    Peers,
+    /// The nodes cut off by a partition.
+    Cut,
+    /// Which nodes stall, and when.
+    Stall,
+    /// The baselines' own randomness (polls, loop phases, latencies).
+    Baseline,
+    /// Where the Lease baseline's VIPs land.
+    Placement,
+    /// Who each node joins through at boot.
+    Boot,
+}
+
+/// The generator for one purpose in one trial (or other index) of a run.
+pub fn stream(seed: u64, purpose: Stream, index: u64) -> Xoshiro256PlusPlus {
+    let tag = match purpose {
+        Stream::Victim => 0x7669_6374,
+        Stream::Phase => 0x7068_6173,
+        Stream::Peers => 0x7065_6572,
+        Stream::Cut => 0x6375_7400,
+        Stream::Stall => 0x7374_616c,
+        Stream::Baseline => 0x6261_7365,
+        Stream::Placement => 0x706c_6163,
+        Stream::Boot => 0x626f_6f74,
+    };
+    Xoshiro256PlusPlus::seed_from_u64(mix(seed, tag, index))
 }
 
 /// What runs the VIPs in one configuration.
@@ -61,6 +268,20 @@ pub struct Configuration {
     /// Loss for this configuration; `None`: the run's loss.
     pub loss: Option<f64>,
     pub model: Model,
+    /// stall: how long the node freezes in this configuration.
+    pub stall: Option<Duration>,
+}
+
+impl Configuration {
+    /// A configuration at the run's loss with no scenario-specific setting.
+    pub fn new(name: impl Into<String>, model: Model) -> Self {
+        Self {
+            name: name.into(),
+            loss: None,
+            model,
+            stall: None,
+        }
+    }
 }
 
 /// Knobs of the scenarios that have them.
@@ -79,6 +300,10 @@ pub struct ScenarioOptions {
     /// loss-sweep: every node freezes for `stall` about once per `stall_every` (zero: never).
     pub stall: Duration,
     pub stall_every: Duration,
+    /// clock-step: how far the restarted node's generation is below its previous one.
+    pub generation_step: u64,
+    /// replay: how long datagrams are captured before the replay.
+    pub capture: Duration,
 }
 
 impl Default for ScenarioOptions {
@@ -91,6 +316,8 @@ impl Default for ScenarioOptions {
             pause: false,
             stall: Duration::ZERO,
             stall_every: Duration::from_secs(60),
+            generation_step: 1_000_000,
+            capture: Duration::from_secs(10),
         }
     }
 }
@@ -124,6 +351,8 @@ pub struct Trial {
     pub multi_claim: f64,
     /// Time with no claimant, summed over VIPs.
     pub no_owner: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultTrial>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -146,6 +375,8 @@ pub struct ConfigReport {
     pub messages_per_node_per_s: Option<f64>,
     /// VIPs each node owns with every node up.
     pub vips_per_node: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<FaultSummary>,
     pub trials: Vec<Trial>,
 }
 
@@ -155,12 +386,13 @@ pub struct Report {
     pub configs: Vec<ConfigReport>,
 }
 
-fn secs(d: Duration) -> f64 {
+pub(crate) fn secs(d: Duration) -> f64 {
     round_us(d.as_secs_f64())
 }
 
-fn trial_rng(seed: u64, trial: usize) -> Xoshiro256PlusPlus {
-    Xoshiro256PlusPlus::seed_from_u64(mix(seed, trial as u64, 0x7472_6961_6c00))
+/// A trial's generator for `purpose`.
+pub(crate) fn trial_rng(params: &Params, purpose: Stream, trial: usize) -> Xoshiro256PlusPlus {
+    stream(params.seed, purpose, trial as u64)
 }
 
 /// Runs every configuration (on up to `threads` threads; results keep the given order).
@@ -170,7 +402,7 @@ pub fn run(
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Report, SimError> {
-    validate(params)?;
+    validate(params, configs)?;
     let next = Mutex::new(0usize);
     let results: Mutex<BTreeMap<usize, Result<ConfigReport, SimError>>> =
         Mutex::new(BTreeMap::new());
@@ -205,11 +437,29 @@ pub fn run(
     })
 }
 
-fn validate(params: &Params) -> Result<(), SimError> {
-    if !(3..=1000).contains(&params.nodes) {
+fn validate(params: &Params, configs: &[Configuration]) -> Result<(), SimError> {
+    let spec = params.scenario.spec();
+    let total = params.nodes + spec.late_nodes;
+    if params.nodes < spec.min_nodes
+        || !NODE_LIMIT.contains(&params.nodes)
+        || !NODE_LIMIT.contains(&total)
+    {
         return Err(SimError::Parameter(format!(
-            "nodes must be 3..=1000, got {}",
+            "{}: nodes must be {}..={}, got {}",
+            spec.name,
+            spec.min_nodes.max(*NODE_LIMIT.start()),
+            NODE_LIMIT.end() - spec.late_nodes,
             params.nodes
+        )));
+    }
+    if !spec.baselines
+        && let Some(c) = configs
+            .iter()
+            .find(|c| !matches!(c.model, Model::Gossip { .. }))
+    {
+        return Err(SimError::Parameter(format!(
+            "{} has no {} model",
+            spec.name, c.name
         )));
     }
     if params.vips == 0 || params.trials == 0 {
@@ -244,13 +494,15 @@ fn run_config(
         // Baselines need a world only for placement; its timing is irrelevant.
         _ => swimlb_gossip::Preset::Fast.timing(),
     };
+    let spec = params.scenario.spec();
     let mut world = World::new(WorldConfig {
-        nodes: params.nodes,
+        nodes: params.nodes + spec.late_nodes,
         vips: params.vips,
         timing,
         network,
         seed: params.seed,
         ineligible: params.ineligible,
+        first_generation: spec.first_generation,
     })?;
     let mut report = ConfigReport {
         name: config.name.clone(),
@@ -268,10 +520,11 @@ fn run_config(
         bytes_per_node_per_s: None,
         messages_per_node_per_s: None,
         vips_per_node: world.vips_per_node_all_up(),
+        faults: None,
         trials: Vec::new(),
     };
     match &config.model {
-        Model::Gossip { .. } => run_gossip(params, &mut world, &mut report, progress),
+        Model::Gossip { .. } => run_gossip(params, config, &mut world, &mut report, progress),
         Model::SeedLeader | Model::Lease { .. } => {
             run_baseline(params, &world, &config.model, &mut report, progress)
         }
@@ -288,6 +541,14 @@ fn summarise(report: &mut ConfigReport) {
     report.agreement = Summary::of(&all(&|t| t.agreement.into_iter().collect()));
     report.multi_claim_per_trial = Summary::of(&all(&|t| vec![t.multi_claim]));
     report.no_owner_per_trial = Summary::of(&all(&|t| vec![t.no_owner]));
+    let fault_trials: Vec<&FaultTrial> = report
+        .trials
+        .iter()
+        .filter_map(|t| t.faults.as_ref())
+        .collect();
+    if !fault_trials.is_empty() {
+        report.faults = Some(FaultSummary::of(&fault_trials));
+    }
 }
 
 // ----- baselines -------------------------------------------------------------------------------
@@ -309,7 +570,7 @@ fn run_baseline(
         }
         Model::Lease { timing } => {
             // The first candidate to poll wins each Lease: a uniformly random node.
-            let mut rng = trial_rng(params.seed, usize::MAX);
+            let mut rng = stream(params.seed, Stream::Placement, 0);
             let mut load = vec![0; n];
             for _ in 0..params.vips {
                 load[rng.random_range(0..n)] += 1;
@@ -322,9 +583,8 @@ fn run_baseline(
         Model::Gossip { .. } => {}
     }
     for trial in 0..params.trials {
-        let mut rng = trial_rng(params.seed, trial);
-        let v = rng.random_range(0..params.vips);
-        let _gap: f64 = rng.random();
+        let v = trial_rng(params, Stream::Victim, trial).random_range(0..params.vips);
+        let mut rng = trial_rng(params, Stream::Baseline, trial);
         let Some(victim) = owners[v] else { continue };
         let mut record = Trial {
             trial,
@@ -369,12 +629,12 @@ fn run_baseline(
 // ----- gossip ----------------------------------------------------------------------------------
 
 /// How long a trial may take before it counts as timed out.
-fn trial_window(timing: &Timing, nodes: usize) -> Duration {
+pub(crate) fn trial_window(timing: &Timing, nodes: usize) -> Duration {
     (timing.detection_bound(nodes) * 6).max(Duration::from_secs(10))
 }
 
 /// How long to wait for the cluster to settle after a restart or heal.
-fn settle_cap(timing: &Timing) -> Duration {
+pub(crate) fn settle_cap(timing: &Timing) -> Duration {
     (timing.anti_entropy_interval * 2).max(Duration::from_secs(10))
 }
 
@@ -382,7 +642,12 @@ fn settle_cap(timing: &Timing) -> Duration {
 /// nodes started before it; returns once every view agrees (or after a cap).
 pub fn boot(world: &mut World, seed: u64) {
     let n = world.node_count();
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(mix(seed, 0x626f_6f74, 0));
+    boot_first(world, seed, n);
+}
+
+/// [`boot`] for the first `n` nodes only; the others stay down.
+pub fn boot_first(world: &mut World, seed: u64, n: usize) {
+    let mut rng = stream(seed, Stream::Boot, 0);
     for i in 0..n {
         world.run_until(Duration::from_millis(i as u64));
         let mut peers = vec![0];
@@ -398,7 +663,11 @@ pub fn boot(world: &mut World, seed: u64) {
     world.run_until(settle);
 }
 
-fn random_up_peers(world: &World, rng: &mut Xoshiro256PlusPlus, except: usize) -> Vec<usize> {
+pub(crate) fn random_up_peers(
+    world: &World,
+    rng: &mut Xoshiro256PlusPlus,
+    except: usize,
+) -> Vec<usize> {
     let up: Vec<usize> = world
         .up_nodes()
         .into_iter()
@@ -410,7 +679,7 @@ fn random_up_peers(world: &World, rng: &mut Xoshiro256PlusPlus, except: usize) -
     (0..3).map(|_| up[rng.random_range(0..up.len())]).collect()
 }
 
-fn restart(world: &mut World, node: usize, rng: &mut Xoshiro256PlusPlus) {
+pub(crate) fn restart(world: &mut World, node: usize, rng: &mut Xoshiro256PlusPlus) {
     let peers = random_up_peers(world, rng, node);
     world.start(node, &peers);
     let cap = world.now() + settle_cap(world.timing());
@@ -419,24 +688,17 @@ fn restart(world: &mut World, node: usize, rng: &mut Xoshiro256PlusPlus) {
 
 fn run_gossip(
     params: &Params,
+    config: &Configuration,
     world: &mut World,
     report: &mut ConfigReport,
     progress: &(dyn Fn(u64) + Sync),
 ) {
-    boot(world, params.seed);
+    boot_first(world, params.seed, params.nodes);
     let (sent0, bytes0) = world.traffic_sent();
     let up0 = world.up_time();
     let false0 = world.false_downs().len();
     let elapsed0 = world.now();
-    match params.scenario {
-        ScenarioKind::Failover | ScenarioKind::Drain => {
-            trials_failover(params, world, report, progress)
-        }
-        ScenarioKind::Partition => trials_partition(params, world, report, progress),
-        ScenarioKind::Flap => trials_flap(params, world, report, progress),
-        ScenarioKind::RollingRestart => trials_rolling(params, world, report, progress),
-        ScenarioKind::LossSweep => trials_steady(params, world, report, progress),
-    }
+    (params.scenario.spec().run)(params, config, world, report, progress);
     let (sent1, bytes1) = world.traffic_sent();
     let node_seconds = (world.up_time() - up0).as_secs_f64();
     report.false_downs = world.false_downs().len() - false0;
@@ -449,8 +711,14 @@ fn run_gossip(
     }
 }
 
+/// A random phase against every node's timers, to wait before a trial's fault.
+pub(crate) fn random_phase(params: &Params, world: &World, trial: usize) -> Duration {
+    let draw: f64 = trial_rng(params, Stream::Phase, trial).random();
+    world.timing().probe_period.mul_f64(draw)
+}
+
 /// Failover times recorded since the last call, in seconds.
-fn failover_secs(world: &mut World) -> Vec<f64> {
+pub(crate) fn failover_secs(world: &mut World) -> Vec<f64> {
     world
         .take_failovers()
         .into_iter()
@@ -459,7 +727,12 @@ fn failover_secs(world: &mut World) -> Vec<f64> {
 }
 
 /// Seconds from `start` until `node`'s `generation` was first declared down anywhere.
-fn detection_secs(world: &World, node: usize, generation: u64, start: Duration) -> Option<f64> {
+pub(crate) fn detection_secs(
+    world: &World,
+    node: usize,
+    generation: u64,
+    start: Duration,
+) -> Option<f64> {
     world
         .first_down(node, generation)
         .map(|t| secs(t.saturating_sub(start)))
@@ -468,16 +741,15 @@ fn detection_secs(world: &World, node: usize, generation: u64, start: Duration) 
 /// Crash (or drain) the owner of a random VIP, measure, bring it back.
 fn trials_failover(
     params: &Params,
+    _config: &Configuration,
     world: &mut World,
     report: &mut ConfigReport,
     progress: &(dyn Fn(u64) + Sync),
 ) {
     let window = trial_window(world.timing(), params.nodes);
     for trial in 0..params.trials {
-        let mut rng = trial_rng(params.seed, trial);
-        let v = rng.random_range(0..params.vips);
-        // A random phase against every node's timers.
-        let gap = world.timing().probe_period.mul_f64(rng.random::<f64>());
+        let v = trial_rng(params, Stream::Victim, trial).random_range(0..params.vips);
+        let gap = random_phase(params, world, trial);
         let until = world.now() + gap;
         world.run_until(until);
         let Some(victim) = world.true_owner(v) else {
@@ -504,12 +776,13 @@ fn trials_failover(
             agreement: finished.then(|| secs(world.now() - start)),
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
+            faults: None,
         };
         if !finished {
             report.timeouts += 1;
         }
         report.trials.push(record);
-        restart(world, victim, &mut rng);
+        restart(world, victim, &mut trial_rng(params, Stream::Peers, trial));
         progress(1);
     }
 }
@@ -517,6 +790,7 @@ fn trials_failover(
 /// Cut a random minority off for `duration`, heal, measure the return to single ownership.
 fn trials_partition(
     params: &Params,
+    _config: &Configuration,
     world: &mut World,
     report: &mut ConfigReport,
     progress: &(dyn Fn(u64) + Sync),
@@ -524,7 +798,7 @@ fn trials_partition(
     let n = params.nodes;
     let minority = ((n as f64 * params.options.minority).round() as usize).clamp(1, n - 1);
     for trial in 0..params.trials {
-        let mut rng = trial_rng(params.seed, trial);
+        let mut rng = trial_rng(params, Stream::Cut, trial);
         let mut groups = vec![0u32; n];
         let mut cut = 0;
         while cut < minority {
@@ -551,6 +825,7 @@ fn trials_partition(
             agreement: healed.then(|| secs(world.now() - heal_at)),
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
+            faults: None,
         });
         if !healed {
             report.timeouts += 1;
@@ -564,12 +839,13 @@ fn trials_partition(
 /// One node goes down and comes back, again and again (crash/restart, or a frozen process).
 fn trials_flap(
     params: &Params,
+    _config: &Configuration,
     world: &mut World,
     report: &mut ConfigReport,
     progress: &(dyn Fn(u64) + Sync),
 ) {
-    let mut rng = trial_rng(params.seed, 0);
-    let v = rng.random_range(0..params.vips);
+    let v = trial_rng(params, Stream::Victim, 0).random_range(0..params.vips);
+    let mut rng = trial_rng(params, Stream::Peers, 0);
     let Some(node) = world.true_owner(v) else {
         return;
     };
@@ -597,6 +873,7 @@ fn trials_flap(
             agreement: None,
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
+            faults: None,
         });
         progress(1);
     }
@@ -605,11 +882,12 @@ fn trials_flap(
 /// Restart nodes one after another: leave gracefully, stay down, start with a new generation.
 fn trials_rolling(
     params: &Params,
+    _config: &Configuration,
     world: &mut World,
     report: &mut ConfigReport,
     progress: &(dyn Fn(u64) + Sync),
 ) {
-    let mut rng = trial_rng(params.seed, 0);
+    let mut rng = trial_rng(params, Stream::Peers, 0);
     for trial in 0..params.trials {
         let node = trial % params.nodes;
         world.clear_awaiting();
@@ -639,6 +917,7 @@ fn trials_rolling(
             agreement,
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
+            faults: None,
         });
         progress(1);
     }
@@ -647,6 +926,7 @@ fn trials_rolling(
 /// No faults but loss (and optional stalls): count false downs.
 fn trials_steady(
     params: &Params,
+    _config: &Configuration,
     world: &mut World,
     report: &mut ConfigReport,
     progress: &(dyn Fn(u64) + Sync),
@@ -660,7 +940,7 @@ fn trials_steady(
         step.as_secs_f64() / options.stall_every.as_secs_f64()
     };
     for trial in 0..params.trials {
-        let mut rng = trial_rng(params.seed, trial);
+        let mut rng = trial_rng(params, Stream::Stall, trial);
         let (multi0, none0) = world.claim_totals();
         let end = world.now() + per_trial;
         while world.now() < end {
@@ -683,6 +963,7 @@ fn trials_steady(
             agreement: None,
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
+            faults: None,
         });
         progress(1);
     }

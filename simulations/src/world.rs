@@ -18,6 +18,11 @@ use swimlb_gossip::{KeyRing, Membership, MembershipEvent, NodeId, Seeds, Timing}
 use crate::network::Network;
 use crate::{SimError, mix};
 
+/// The cluster sizes every part of the simulator accepts.
+pub const NODE_LIMIT: std::ops::RangeInclusive<usize> = 3..=2_000;
+/// The first byte of an opened member-list frame (the reply to a join).
+const MEMBERS_FRAME: u8 = 2;
+
 /// "No owner" in a view.
 const NONE: u32 = u32::MAX;
 const CLUSTER_KEY: [u8; 32] = [0x5a; 32];
@@ -25,7 +30,6 @@ const GOSSIP_PORT: u16 = 7946;
 /// Nodes live in 198.18.0.0/16 and VIPs in 198.19.0.0/16 (RFC 2544 benchmarking range).
 const NODE_BASE: u32 = 0xc612_0000;
 const VIP_BASE: u32 = 0xc613_0000;
-pub const MAX_NODES: usize = 10_000;
 pub const MAX_VIPS: usize = 65_536;
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,9 @@ pub struct WorldConfig {
     /// How many nodes (the last ones) may not own VIPs, like nodes labelled
     /// `node.kubernetes.io/exclude-from-external-load-balancers`.
     pub ineligible: usize,
+    /// Generation of every node's first start (later starts count up from it), like a
+    /// generation taken from the wall clock.
+    pub first_generation: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +58,7 @@ pub enum NodeState {
 
 impl NodeState {
     /// The process exists (running or frozen) and has not left.
-    fn is_up(self) -> bool {
+    pub fn is_up(self) -> bool {
         matches!(self, NodeState::Running | NodeState::Paused)
     }
 }
@@ -71,16 +78,41 @@ struct Node {
     connected: bool,
     live: Vec<bool>,
     view_owner: Vec<u32>,
+    /// When this node's process last stopped (crash or leave).
+    stopped_at: Duration,
     datagrams_sent: u64,
     bytes_sent: u64,
     up_since: Duration,
     up_total: Duration,
+    /// Datagrams waiting in the bounded receive queue, and when the one being read is done.
+    queued: usize,
+    busy_until: Duration,
+    queue_drops: u64,
+    /// Bytes of member-list frames received, by sender (only for a node being watched).
+    member_list_bytes: BTreeMap<usize, u64>,
 }
 
 enum Event {
-    Deliver { to: u32, bytes: Vec<u8> },
-    Timer { node: u32, incarnation: u32 },
-    Resume { node: u32, incarnation: u32 },
+    /// A datagram arrives at `to`'s socket.
+    Deliver {
+        from: u32,
+        to: u32,
+        bytes: Vec<u8>,
+    },
+    /// `to` reads a datagram out of its bounded receive queue.
+    Receive {
+        to: u32,
+        incarnation: u32,
+        bytes: Vec<u8>,
+    },
+    Timer {
+        node: u32,
+        incarnation: u32,
+    },
+    Resume {
+        node: u32,
+        incarnation: u32,
+    },
 }
 
 struct Queued {
@@ -114,6 +146,44 @@ pub struct FalseDown {
     pub at: Duration,
 }
 
+/// Something one node's core reported or did, kept while [`World::record`] is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observation {
+    /// `observer` declared `node` (at `generation`) down; `alive`: that process was running.
+    Down {
+        observer: usize,
+        node: usize,
+        generation: u64,
+        alive: bool,
+    },
+    /// `observer` suspected `node`.
+    Suspect { observer: usize, node: usize },
+    /// `observer` was declared down by others and renewed its identity.
+    Renewed { observer: usize, generation: u64 },
+    /// `observer` saw `node` become live although that node's process is gone.
+    Revived {
+        observer: usize,
+        node: usize,
+        generation: u64,
+    },
+    /// `by` started announcing `vip` while `owner`, another running node, really owns it.
+    Takeover { vip: usize, by: usize, owner: usize },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub at: Duration,
+    pub what: Observation,
+}
+
+/// A datagram seen on the wire while [`World::capture`] is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Captured {
+    pub from: usize,
+    pub to: usize,
+    pub bytes: Vec<u8>,
+}
+
 pub struct World {
     pub network: Network,
     timing: Timing,
@@ -141,14 +211,22 @@ pub struct World {
     first_down: BTreeMap<(usize, u64), Duration>,
     false_downs: Vec<FalseDown>,
     events_handled: u64,
+    recording: bool,
+    observations: Vec<Observed>,
+    capture: Option<Vec<Captured>>,
+    /// The node whose member-list frames are counted (the cluster key opens them).
+    watched: Option<usize>,
+    keyring: KeyRing,
 }
 
 impl World {
     pub fn new(config: WorldConfig) -> Result<Self, SimError> {
         let n = config.nodes;
-        if !(1..=MAX_NODES).contains(&n) {
+        if !NODE_LIMIT.contains(&n) {
             return Err(SimError::Parameter(format!(
-                "nodes must be 1..={MAX_NODES}, got {n}"
+                "nodes must be {}..={}, got {n}",
+                NODE_LIMIT.start(),
+                NODE_LIMIT.end()
             )));
         }
         if config.vips > MAX_VIPS {
@@ -183,7 +261,7 @@ impl World {
                     IpAddr::V4(Ipv4Addr::from(NODE_BASE + i as u32)),
                     GOSSIP_PORT,
                 ),
-                generation: 0,
+                generation: config.first_generation.saturating_sub(1),
                 state: NodeState::Crashed,
                 member: None,
                 rng: Xoshiro256PlusPlus::seed_from_u64(mix(config.seed, i as u64, 0x6e65_7477)),
@@ -193,10 +271,15 @@ impl World {
                 connected: false,
                 live: Vec::new(),
                 view_owner: Vec::new(),
+                stopped_at: Duration::ZERO,
                 datagrams_sent: 0,
                 bytes_sent: 0,
                 up_since: Duration::ZERO,
                 up_total: Duration::ZERO,
+                queued: 0,
+                busy_until: Duration::ZERO,
+                queue_drops: 0,
+                member_list_bytes: BTreeMap::new(),
             })
             .collect();
         Ok(Self {
@@ -222,6 +305,11 @@ impl World {
             first_down: BTreeMap::new(),
             false_downs: Vec::new(),
             events_handled: 0,
+            recording: false,
+            observations: Vec::new(),
+            capture: None,
+            watched: None,
+            keyring: KeyRing::new(1, CLUSTER_KEY),
         })
     }
 
@@ -285,6 +373,16 @@ impl World {
     }
     pub fn claimant_count(&self, v: usize) -> usize {
         usize::from(self.claimants[v])
+    }
+    /// Every node that is up sees node `j` as live.
+    pub fn seen_by_all(&self, j: usize) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| !n.state.is_up() || n.live.get(j).copied().unwrap_or(false))
+    }
+    /// Node `i` sees every node that is up as live.
+    pub fn knows_all_up(&self, i: usize) -> bool {
+        (0..self.nodes.len()).all(|j| !self.nodes[j].state.is_up() || self.sees_live(i, j))
     }
     /// Every up node's view gives the true owner for every VIP.
     pub fn agreed(&self) -> bool {
@@ -373,17 +471,69 @@ impl World {
         load
     }
 
+    /// Starts or stops keeping [`Observation`]s (off by default: long runs would pile them up).
+    pub fn record(&mut self, on: bool) {
+        self.recording = on;
+    }
+    /// Everything observed since the last call.
+    pub fn take_observations(&mut self) -> Vec<Observed> {
+        std::mem::take(&mut self.observations)
+    }
+    /// Starts keeping a copy of every datagram sent (before loss), as an on-path listener would.
+    pub fn start_capture(&mut self) {
+        self.capture = Some(Vec::new());
+    }
+    /// Stops capturing and returns what was captured.
+    pub fn take_capture(&mut self) -> Vec<Captured> {
+        self.capture.take().unwrap_or_default()
+    }
+    /// Sends `bytes` to node `to` now, as if from `from`, past every loss and partition:
+    /// an attacker's datagram.
+    pub fn inject(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        self.push(
+            self.now,
+            Event::Deliver {
+                from: from as u32,
+                to: to as u32,
+                bytes,
+            },
+        );
+    }
+    /// Counts member-list frames node `i` receives, by sender (see [`World::member_list_bytes`]).
+    pub fn watch(&mut self, i: usize) {
+        self.watched = Some(i);
+    }
+    /// Bytes of member-list frames that reached the watched node `i`'s socket, by sender.
+    pub fn member_list_bytes(&self, i: usize) -> &BTreeMap<usize, u64> {
+        &self.nodes[i].member_list_bytes
+    }
+    /// Datagrams node `i`'s full receive queue dropped.
+    pub fn queue_drops(&self, i: usize) -> u64 {
+        self.nodes[i].queue_drops
+    }
+    /// Node `i`'s view: is `j` live?
+    pub fn sees_live(&self, i: usize, j: usize) -> bool {
+        self.nodes[i].live.get(j).copied().unwrap_or(false)
+    }
+
     // ----- lifecycle -------------------------------------------------------------------------
 
     /// Starts node `i` (first start or restart with a new generation), joining through `peers`.
     pub fn start(&mut self, i: usize, peers: &[usize]) {
+        let generation = self.nodes[i].generation + 1;
+        self.start_with_generation(i, peers, generation);
+    }
+
+    /// Starts node `i` with the given generation, which may be lower than its last one (a
+    /// wall clock stepped back between two runs).
+    pub fn start_with_generation(&mut self, i: usize, peers: &[usize], generation: u64) {
         if self.nodes[i].state.is_up() {
             return;
         }
         let now = self.now;
         let n = self.nodes.len();
         let node = &mut self.nodes[i];
-        node.generation += 1;
+        node.generation = generation;
         node.incarnation = node.incarnation.wrapping_add(1);
         let id = NodeId::new(node.name.clone(), node.addr, node.generation);
         let seeds = Seeds::from_u64(mix(self.seed, i as u64, node.generation));
@@ -457,9 +607,11 @@ impl World {
         let node = &mut self.nodes[i];
         node.state = state;
         node.member = None;
+        node.stopped_at = now;
         node.incarnation = node.incarnation.wrapping_add(1);
         node.timer_at = None;
         node.held.clear();
+        node.queued = 0;
         node.up_total += now - node.up_since;
         for v in 0..self.vips.len() {
             let mine = self.nodes[i].view_owner[v];
@@ -505,19 +657,19 @@ impl World {
 
     fn dispatch(&mut self, at: Duration, event: Event) {
         match event {
-            Event::Deliver { to, bytes } => {
+            Event::Deliver { from, to, bytes } => self.arrive(at, from, to as usize, bytes),
+            Event::Receive {
+                to,
+                incarnation,
+                bytes,
+            } => {
                 let to = to as usize;
-                match self.nodes[to].state {
-                    NodeState::Running => {
-                        if let Some(member) = self.nodes[to].member.as_mut() {
-                            // Drops are counted by the core itself; nothing else to do.
-                            let _ = member.handle_datagram(at, &bytes);
-                        }
-                        self.collect(to);
-                    }
-                    NodeState::Paused => self.nodes[to].held.push(bytes),
-                    NodeState::Crashed | NodeState::Left => {}
+                let node = &mut self.nodes[to];
+                if node.incarnation != incarnation {
+                    return;
                 }
+                node.queued = node.queued.saturating_sub(1);
+                self.receive(at, to, bytes);
             }
             Event::Timer { node, incarnation } => {
                 let i = node as usize;
@@ -552,6 +704,79 @@ impl World {
                 self.collect(i);
             }
         }
+    }
+
+    /// A datagram reaches node `to`'s socket: read at once, or through the bounded receive
+    /// queue when the network has one (a full queue drops it, like a full socket buffer).
+    fn arrive(&mut self, at: Duration, from: u32, to: usize, bytes: Vec<u8>) {
+        if self.watched == Some(to) && self.nodes[to].state.is_up() {
+            self.count_member_list(from as usize, to, &bytes);
+        }
+        let Some(queue) = self.network.receive_queue else {
+            self.receive(at, to, bytes);
+            return;
+        };
+        let node = &mut self.nodes[to];
+        match node.state {
+            NodeState::Running => {}
+            // A frozen process reads nothing: what arrives waits in the same bounded buffer.
+            NodeState::Paused => {
+                if node.held.len() + node.queued >= queue.capacity {
+                    node.queue_drops += 1;
+                } else {
+                    node.held.push(bytes);
+                }
+                return;
+            }
+            NodeState::Crashed | NodeState::Left => return,
+        }
+        if node.queued == 0 && node.busy_until <= at {
+            node.busy_until = at + queue.per_datagram;
+            self.receive(at, to, bytes);
+            return;
+        }
+        if node.queued >= queue.capacity {
+            node.queue_drops += 1;
+            return;
+        }
+        node.queued += 1;
+        let start = node.busy_until.max(at);
+        node.busy_until = start + queue.per_datagram;
+        let incarnation = node.incarnation;
+        self.push(
+            start,
+            Event::Receive {
+                to: to as u32,
+                incarnation,
+                bytes,
+            },
+        );
+    }
+
+    /// Node `to`'s process reads one datagram (a frozen one keeps it for when it resumes).
+    fn receive(&mut self, at: Duration, to: usize, bytes: Vec<u8>) {
+        match self.nodes[to].state {
+            NodeState::Running => {
+                if let Some(member) = self.nodes[to].member.as_mut() {
+                    // Drops are counted by the core itself; nothing else to do.
+                    let _ = member.handle_datagram(at, &bytes);
+                }
+                self.collect(to);
+            }
+            NodeState::Paused => self.nodes[to].held.push(bytes),
+            NodeState::Crashed | NodeState::Left => {}
+        }
+    }
+
+    /// Adds a member-list frame's bytes to the watched node's count, by sender.
+    fn count_member_list(&mut self, from: usize, to: usize, bytes: &[u8]) {
+        let Ok(payload) = self.keyring.open(bytes) else {
+            return;
+        };
+        if payload.first() != Some(&MEMBERS_FRAME) {
+            return;
+        }
+        *self.nodes[to].member_list_bytes.entry(from).or_default() += bytes.len() as u64;
     }
 
     fn push(&mut self, at: Duration, event: Event) {
@@ -596,10 +821,18 @@ impl World {
             let Some(to) = self.index_of_addr(datagram.to) else {
                 continue;
             };
+            if let Some(capture) = self.capture.as_mut() {
+                capture.push(Captured {
+                    from: i,
+                    to,
+                    bytes: datagram.bytes.clone(),
+                });
+            }
             if let Some(delay) = self.network.transit(i, to, &mut self.nodes[i].rng) {
                 self.push(
                     now + delay,
                     Event::Deliver {
+                        from: i as u32,
                         to: to as u32,
                         bytes: datagram.bytes,
                     },
@@ -629,10 +862,33 @@ impl World {
     fn apply_event(&mut self, i: usize, event: MembershipEvent) {
         match event {
             MembershipEvent::Up(id) | MembershipEvent::Rejoined { new: id, .. } => {
+                // Dead: stopped for longer than any member takes to declare it down. A member
+                // that joins just after a crash and hears from a peer that has not noticed it
+                // yet learns stale news, not a revival.
+                let dead_after = self.timing.probe_period * 4
+                    + self.timing.suspicion_timeouts(self.nodes.len()).max;
+                if let Some(j) = self.index_by_name.get(&id.name).copied()
+                    && !self.nodes[j].state.is_up()
+                    && self.now >= self.nodes[j].stopped_at + dead_after
+                {
+                    self.observe(Observation::Revived {
+                        observer: i,
+                        node: j,
+                        generation: id.generation,
+                    });
+                }
                 self.sync_live(i, &id.name);
             }
             MembershipEvent::Down(id) => {
                 if let Some(j) = self.index_by_name.get(&id.name).copied() {
+                    let target = &self.nodes[j];
+                    let alive = target.state.is_up() && target.generation == id.generation;
+                    self.observe(Observation::Down {
+                        observer: i,
+                        node: j,
+                        generation: id.generation,
+                        alive,
+                    });
                     let key = (j, id.generation);
                     if !self.first_down.contains_key(&key) {
                         self.first_down.insert(key, self.now);
@@ -658,6 +914,7 @@ impl World {
                     for v in 0..self.vips.len() {
                         if self.nodes[i].view_owner[v] == i as u32 {
                             self.add_claim(v, 1);
+                            self.note_claim(i, v);
                             self.check_failover(i, v);
                         }
                     }
@@ -666,10 +923,20 @@ impl World {
             // Declared down while alive, foca renewed the identity: track the new generation.
             MembershipEvent::Renewed(id) => {
                 self.nodes[i].generation = self.nodes[i].generation.max(id.generation);
+                self.observe(Observation::Renewed {
+                    observer: i,
+                    generation: id.generation,
+                });
             }
-            MembershipEvent::Suspect(_)
-            | MembershipEvent::Isolated
-            | MembershipEvent::Reachability(_) => {}
+            MembershipEvent::Suspect(id) => {
+                if let Some(j) = self.index_by_name.get(&id.name).copied() {
+                    self.observe(Observation::Suspect {
+                        observer: i,
+                        node: j,
+                    });
+                }
+            }
+            MembershipEvent::Isolated | MembershipEvent::Reachability(_) => {}
         }
     }
 
@@ -727,6 +994,7 @@ impl World {
             }
             if owner == i as u32 {
                 self.add_claim(v, 1);
+                self.note_claim(i, v);
                 self.check_failover(i, v);
             }
         }
@@ -736,6 +1004,24 @@ impl World {
     fn claims(&self, i: usize) -> bool {
         let node = &self.nodes[i];
         node.state.is_up() && node.connected
+    }
+
+    /// Records a claim of a VIP that another running node really owns.
+    fn note_claim(&mut self, i: usize, v: usize) {
+        let owner = self.truth[v];
+        if owner != NONE && owner != i as u32 && self.nodes[owner as usize].state.is_up() {
+            self.observe(Observation::Takeover {
+                vip: v,
+                by: i,
+                owner: owner as usize,
+            });
+        }
+    }
+
+    fn observe(&mut self, what: Observation) {
+        if self.recording {
+            self.observations.push(Observed { at: self.now, what });
+        }
     }
 
     fn check_failover(&mut self, i: usize, v: usize) {

@@ -18,6 +18,7 @@ fn world(nodes: usize, vips: usize, loss: f64, seed: u64, ineligible: usize) -> 
         network: Network::lan(loss),
         seed,
         ineligible,
+        first_generation: 1,
     })
     .expect("valid parameters");
     boot(&mut world, seed);
@@ -105,25 +106,19 @@ fn small_params(scenario: ScenarioKind, seed: u64) -> Params {
 
 fn configs() -> Vec<Configuration> {
     vec![
-        Configuration {
-            name: "fast".into(),
-            loss: None,
-            model: Model::Gossip {
+        Configuration::new(
+            "fast",
+            Model::Gossip {
                 timing: Preset::Fast.timing(),
             },
-        },
-        Configuration {
-            name: "lease".into(),
-            loss: None,
-            model: Model::Lease {
+        ),
+        Configuration::new(
+            "lease",
+            Model::Lease {
                 timing: swimlb_simulations::baseline::LeaseTiming::DEFAULT,
             },
-        },
-        Configuration {
-            name: "seed-leader".into(),
-            loss: None,
-            model: Model::SeedLeader,
-        },
+        ),
+        Configuration::new("seed-leader", Model::SeedLeader),
     ]
 }
 

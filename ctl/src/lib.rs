@@ -1,0 +1,25 @@
+//! swimlbctl: operator commands that need no running cluster.
+//!
+//! - [`validate`]: the controller's own pool checks on files, before they are applied;
+//! - [`migrate`]: MetalLB layer-2 configuration translated into swimlb objects, with everything
+//!   that has no equivalent listed and explained;
+//! - [`documents`]: the YAML files both read.
+
+pub mod documents;
+pub mod migrate;
+pub mod validate;
+
+/// Objects as one multi-document YAML stream.
+pub fn to_yaml_stream(
+    objects: &[serde_json::Value],
+) -> Result<String, serde_saphyr::SerializeError> {
+    let mut out = String::new();
+    for object in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(object)?);
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,123 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use swimlb_ctl::documents::{Document, read_documents};
+use swimlb_ctl::{migrate, to_yaml_stream, validate};
+
+/// swimlb's operator tool. Also works as a kubectl plugin when installed (or linked) as
+/// `kubectl-swimlb`.
+#[derive(Parser, Debug)]
+#[command(name = "swimlbctl", version, about)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Checks IPAddressPools and legacy ConfigMaps as the controller would, before applying them.
+    /// Exits 1 when anything is invalid.
+    Validate {
+        /// YAML files (one or more documents each, `kind: List` allowed).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Translates MetalLB configuration (the legacy ConfigMap, metallb.io IPAddressPools and
+    /// L2Advertisements) into swimlb objects on stdout; lists on stderr what has no
+    /// equivalent, and why.
+    MigrateMetallb {
+        /// MetalLB YAML files, for example from `kubectl get -n metallb-system
+        /// configmap/config ipaddresspools.metallb.io l2advertisements.metallb.io -o yaml`.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Namespace of the objects written (the controller's).
+        #[arg(long, env = "SWIMLB_NAMESPACE", default_value = "swimlb-system")]
+        namespace: String,
+        /// Exit 2 when anything could not be translated.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+fn read_all(files: &[PathBuf]) -> Result<Vec<Document>> {
+    let mut documents = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
+        documents.extend(read_documents(&file.display().to_string(), &text)?);
+    }
+    Ok(documents)
+}
+
+fn main() -> Result<ExitCode> {
+    let args = Args::parse();
+    match args.command {
+        Command::Validate { files } => {
+            let report = validate::validate(&read_all(&files)?);
+            for pool in &report.pools {
+                if pool.errors.is_empty() {
+                    println!(
+                        "ok       {} ({}): {}",
+                        pool.name,
+                        pool.origin,
+                        pool.addresses.join(", ")
+                    );
+                } else {
+                    println!(
+                        "invalid  {} ({}): {}",
+                        pool.name,
+                        pool.origin,
+                        pool.errors.join("; ")
+                    );
+                }
+            }
+            for problem in &report.problems {
+                println!("problem  {problem}");
+            }
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::MigrateMetallb {
+            files,
+            namespace,
+            strict,
+        } => {
+            let migration = migrate::migrate(&read_all(&files)?, &namespace);
+            print!("{}", to_yaml_stream(&migration.objects)?);
+            for item in &migration.untranslated {
+                eprintln!(
+                    "not translated: {}: {}: {}",
+                    item.source, item.what, item.reason
+                );
+            }
+            for note in &migration.notes {
+                eprintln!("note: {note}");
+            }
+            // The written pools must pass the controller's checks as they are.
+            let check = validate::validate(&read_documents(
+                "output",
+                &to_yaml_stream(&migration.objects)?,
+            )?);
+            for pool in check.pools.iter().filter(|p| !p.errors.is_empty()) {
+                eprintln!(
+                    "invalid after translation: {}: {}",
+                    pool.name,
+                    pool.errors.join("; ")
+                );
+            }
+            let clean = check.is_clean();
+            Ok(if !clean {
+                ExitCode::from(1)
+            } else if strict && !migration.untranslated.is_empty() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
