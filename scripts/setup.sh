@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use. Idempotent: a machine that has them skips apt.
 set -euo pipefail
-packages=(iproute2 iputils-ping iputils-arping ndisc6 nftables etcd-server rsync openssl curl make tcpdump)
+# golang-go and memberlist 0.2.2 build the lab's memberlist probe (GOPATH mode, no module proxy).
+packages=(iproute2 iputils-ping iputils-arping ndisc6 nftables etcd-server rsync openssl curl make tcpdump
+  golang-go golang-github-hashicorp-memberlist-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,6 +20,30 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+use swimlb_gossip::MembershipEvent;
+
+/// A VIP's burst is restarted for a rejoin at most this often (the events of one heal arrive
+/// within a few probe periods of each other).
+pub const REANNOUNCE_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long after the event the bursts restart: the membership changes of the same heal (the
+/// returning member taking back its VIPs) reach the owned set first, so no round goes out for a
+/// VIP that is about to be handed back.
+pub const REANNOUNCE_DELAY: Duration = Duration::from_millis(100);
+
+/// Whether `event`, seen by the node named `own_name`, calls for re-announcing every VIP the
+/// node owns: its own identity was renewed (it was declared down and came back), or another
+/// member that this node had seen down came back with a new generation (while cut off it may
+/// have claimed VIPs). `seen_down` tells whether this node saw the rejoining member down; a
+/// member restarted and replaced at once claims nothing during its start-up hold.
+pub fn calls_for_reannouncement(event: &MembershipEvent, own_name: &str, seen_down: bool) -> bool {
+    match event {
+        MembershipEvent::Renewed(id) => id.name == own_name,
+        MembershipEvent::Rejoined { new, .. } => new.name != own_name && seen_down,
+        // Up, Suspect, Down, Connected, Isolated and any event added later.
+        _ => false,
+    }
+}
 
 /// When announcement rounds go out after a VIP is taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,16 +65,16 @@ impl BurstSchedule {
         Self { offsets, refresh }
     }
 
-    /// The due time of round `round` (0-based) for a VIP taken at `taken`, `None` when the
+    /// The due time of round `round` (0-based) of a burst started at `start`, `None` when the
     /// burst is over and there is no refresh.
-    fn due(&self, taken: Instant, round: usize) -> Option<Instant> {
+    fn due(&self, start: Instant, round: usize) -> Option<Instant> {
         if let Some(offset) = self.offsets.get(round) {
-            return taken.checked_add(*offset);
+            return start.checked_add(*offset);
         }
         let refresh = self.refresh?;
         let last = self.offsets.last().copied().unwrap_or_default();
         let extra = u32::try_from(round - self.offsets.len() + 1).ok()?;
-        taken.checked_add(last.checked_add(refresh.checked_mul(extra)?)?)
+        start.checked_add(last.checked_add(refresh.checked_mul(extra)?)?)
     }
 }
 
@@ -69,7 +93,9 @@ impl Default for BurstSchedule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Announced {
     taken: Instant,
-    /// Rounds already sent.
+    /// When the current burst started: `taken`, or the last restart.
+    burst_start: Instant,
+    /// Rounds of the current burst already sent.
     rounds: usize,
     next_due: Option<Instant>,
 }
@@ -107,7 +133,7 @@ impl Announcements {
     pub fn set_schedule(&mut self, schedule: BurstSchedule) {
         self.schedule = schedule;
         for state in self.vips.values_mut() {
-            state.next_due = self.schedule.due(state.taken, state.rounds);
+            state.next_due = self.schedule.due(state.burst_start, state.rounds);
         }
     }
 
@@ -130,6 +156,7 @@ impl Announcements {
                     *vip,
                     Announced {
                         taken: now,
+                        burst_start: now,
                         rounds: 0,
                         next_due,
                     },
@@ -154,7 +181,7 @@ impl Announcements {
             // Skip rounds that are already in the past: a stalled process sends one round,
             // not a flood.
             loop {
-                state.next_due = self.schedule.due(state.taken, state.rounds);
+                state.next_due = self.schedule.due(state.burst_start, state.rounds);
                 match state.next_due {
                     Some(next) if next <= now => state.rounds += 1,
                     _ => break,
@@ -162,6 +189,22 @@ impl Announcements {
             }
         }
         due
+    }
+
+    /// Restarts the burst of every owned VIP whose burst started at least `min_interval`
+    /// before `now`; returns those VIPs, whose first round is due at once.
+    pub fn restart_bursts(&mut self, now: Instant, min_interval: Duration) -> Vec<IpAddr> {
+        let mut restarted = Vec::new();
+        for (vip, state) in &mut self.vips {
+            if now.saturating_duration_since(state.burst_start) < min_interval {
+                continue;
+            }
+            state.burst_start = now;
+            state.rounds = 0;
+            state.next_due = self.schedule.due(now, 0);
+            restarted.push(*vip);
+        }
+        restarted
     }
 
     /// The earliest time any VIP is due, for the caller's timer.
@@ -322,6 +365,105 @@ mod tests {
         a.set_owned(start, &set(&[v6, vip(1)]));
         assert_eq!(a.take_due(start), vec![vip(1), v6]);
         assert_eq!(a.len(), 2);
+    }
+
+    #[test]
+    fn a_restarted_burst_repeats_every_round_and_keeps_the_holding_time() {
+        let start = Instant::now();
+        let mut a = Announcements::new(BurstSchedule::default());
+        a.set_owned(start, &set(&[vip(1)]));
+        assert_eq!(
+            rounds_of(&mut a, start, vip(1), 10_000),
+            vec![0, 200, 1100, 2200, 4400]
+        );
+        assert_eq!(a.next_due(), None);
+        let heal = start + ms(20_000);
+        assert_eq!(
+            a.restart_bursts(heal, REANNOUNCE_MIN_INTERVAL),
+            vec![vip(1)]
+        );
+        assert_eq!(
+            rounds_of(&mut a, heal, vip(1), 10_000),
+            vec![0, 200, 1100, 2200, 4400]
+        );
+        assert_eq!(
+            a.taken_at(vip(1)),
+            Some(start),
+            "still held since it was taken"
+        );
+    }
+
+    #[test]
+    fn the_events_of_one_heal_restart_a_burst_once() {
+        let start = Instant::now();
+        let mut a = Announcements::new(BurstSchedule::default());
+        a.set_owned(start, &set(&[vip(1), vip(2)]));
+        a.take_due(start);
+        let heal = start + ms(30_000);
+        assert_eq!(a.restart_bursts(heal, REANNOUNCE_MIN_INTERVAL).len(), 2);
+        assert_eq!(a.take_due(heal), vec![vip(1), vip(2)]);
+        // Further rejoins within the interval leave the burst running.
+        assert!(
+            a.restart_bursts(heal + ms(300), REANNOUNCE_MIN_INTERVAL)
+                .is_empty()
+        );
+        assert_eq!(
+            a.take_due(heal + ms(300)),
+            vec![vip(1), vip(2)],
+            "the 200 ms round"
+        );
+        assert_eq!(a.next_due(), Some(heal + ms(1100)));
+        // A VIP gained just now is inside its own burst and is not restarted either.
+        a.set_owned(heal + ms(1500), &set(&[vip(1), vip(2), vip(3)]));
+        assert_eq!(
+            a.restart_bursts(heal + ms(1600), REANNOUNCE_MIN_INTERVAL),
+            vec![vip(1), vip(2)]
+        );
+    }
+
+    #[test]
+    fn renewal_of_this_node_and_rejoins_of_others_call_for_reannouncement() {
+        use swimlb_gossip::NodeId;
+        let addr = "192.0.2.1:7946".parse().expect("literal");
+        let me = NodeId::new("n1", addr, 2);
+        let other_old = NodeId::new("n2", addr, 1);
+        let other_new = NodeId::new("n2", addr, 5);
+        let rejoined = MembershipEvent::Rejoined {
+            old: other_old.clone(),
+            new: other_new.clone(),
+        };
+        assert!(calls_for_reannouncement(
+            &MembershipEvent::Renewed(me.clone()),
+            "n1",
+            false
+        ));
+        assert!(calls_for_reannouncement(&rejoined, "n1", true));
+        // A member replaced at once by its restarted self was never down here.
+        assert!(!calls_for_reannouncement(&rejoined, "n1", false));
+        // Another member's renewal is its own to act on; our own old identity being replaced
+        // is the renewal already handled.
+        assert!(!calls_for_reannouncement(
+            &MembershipEvent::Renewed(other_new.clone()),
+            "n1",
+            true
+        ));
+        assert!(!calls_for_reannouncement(
+            &MembershipEvent::Rejoined {
+                old: NodeId::new("n1", addr, 1),
+                new: me.clone()
+            },
+            "n1",
+            true
+        ));
+        for event in [
+            MembershipEvent::Up(other_new.clone()),
+            MembershipEvent::Suspect(other_new.clone()),
+            MembershipEvent::Down(other_old),
+            MembershipEvent::Connected,
+            MembershipEvent::Isolated,
+        ] {
+            assert!(!calls_for_reannouncement(&event, "n1", true), "{event:?}");
+        }
     }
 
     #[test]

@@ -35,6 +35,24 @@ pub struct ChangeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabel {
+    pub event: &'static str,
+}
+
+/// The membership event kinds counted by `gossip_events_total`.
+pub const GOSSIP_EVENTS: [&str; 9] = [
+    "up",
+    "suspect",
+    "down",
+    "rejoined",
+    "renewed",
+    "connected",
+    "isolated",
+    "view_untrusted",
+    "view_trusted",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
     pub result: &'static str,
 }
@@ -60,6 +78,8 @@ pub struct Metrics {
     pub vips_announced: Gauge,
     pub members: Family<StateLabel, Gauge>,
     pub ownership_changes: Family<ChangeLabel, Counter>,
+    pub gossip_events: Family<EventLabel, Counter>,
+    pub reannouncements: Counter,
     pub failover_seconds: Histogram,
     pub config_reloads: Family<ResultLabel, Counter>,
     pub config_last_reload_successful: Gauge,
@@ -88,6 +108,8 @@ impl Metrics {
             vips_announced: Gauge::default(),
             members: Family::default(),
             ownership_changes: Family::default(),
+            gossip_events: Family::default(),
+            reannouncements: Counter::default(),
             // 1 ms to about 16 s.
             failover_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             config_reloads: Family::default(),
@@ -98,6 +120,11 @@ impl Metrics {
             metrics.ignored.get_or_create_owned(&ReasonLabel {
                 reason: reason.as_str(),
             });
+        }
+        for event in GOSSIP_EVENTS {
+            metrics
+                .gossip_events
+                .get_or_create_owned(&EventLabel { event });
         }
         registry.register(
             "requests_received",
@@ -151,6 +178,20 @@ impl Metrics {
             metrics.ownership_changes.clone(),
         );
         registry.register(
+            "gossip_events",
+            "Membership events this node's gossip member reported: up, suspect, down (of \
+             another member), rejoined (another member came back with a new generation), \
+             renewed (this node took a new generation), connected, isolated, view_untrusted \
+             (this node cannot reach enough of the members it expects), view_trusted (it can again)",
+            metrics.gossip_events.clone(),
+        );
+        registry.register(
+            "reannouncements",
+            "Restarts of the announcement burst of every owned VIP, after this node's identity \
+             was renewed or another member rejoined",
+            metrics.reannouncements.clone(),
+        );
+        registry.register(
             "failover_seconds",
             "From this node first seeing a member suspected or down to this node sending the first \
              gratuitous announcement for a VIP it inherited from that member",
@@ -190,6 +231,10 @@ mod tests {
         metrics.malformed(Malformed::BadIcmpv6Checksum);
         metrics.failover_seconds.observe(0.25);
         metrics
+            .gossip_events
+            .get_or_create(&EventLabel { event: "down" })
+            .inc();
+        metrics
             .vip_announced
             .get_or_create(&IpLabel {
                 ip: "192.0.2.200".into(),
@@ -204,6 +249,9 @@ mod tests {
             "swimlb_speaker_frames_malformed_total{reason=\"truncated_arp\"} 0",
             "swimlb_speaker_announced{ip=\"192.0.2.200\"} 1",
             "swimlb_speaker_failover_seconds_count 1",
+            "swimlb_speaker_gossip_events_total{event=\"down\"} 1",
+            "swimlb_speaker_gossip_events_total{event=\"renewed\"} 0",
+            "swimlb_speaker_reannouncements_total 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

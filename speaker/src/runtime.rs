@@ -9,13 +9,15 @@
 //! Drain (SIGTERM): leave the gossip cluster first, so successors learn at once and announce;
 //! keep answering requests, but send no more gratuitous rounds, for `drain_grace`; then stop.
 
-use crate::announce::Announcements;
+use crate::announce::{
+    Announcements, REANNOUNCE_DELAY, REANNOUNCE_MIN_INTERVAL, calls_for_reannouncement,
+};
 use crate::config::{Config, ConfigError};
 use crate::datalink::{DatalinkError, InterfaceChannel, OwnedSet};
 use crate::http::{self, Holding, Status};
 use crate::interfaces::{self, Selection, SelectionError};
 use crate::kubernetes::{self, ClusterView, KubernetesError};
-use crate::metrics::{ChangeLabel, IpLabel, Metrics, ResultLabel, StateLabel};
+use crate::metrics::{ChangeLabel, EventLabel, IpLabel, Metrics, ResultLabel, StateLabel};
 use crate::ownership::{VipPlacement, owned_vips, owner_of};
 use crate::startup::StartupHold;
 use std::collections::{BTreeMap, BTreeSet};
@@ -168,6 +170,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         responders,
         live: BTreeSet::new(),
         trouble_since: BTreeMap::new(),
+        seen_down: BTreeSet::new(),
+        reannounce_at: None,
     };
     let span = info_span!("speaker", node = %speaker.config.node_name);
     let result = speaker.event_loop(gossip).instrument(span).await;
@@ -308,6 +312,10 @@ struct Speaker {
     live: BTreeSet<String>,
     /// When this node first saw each member suspected or down: the start of a failover.
     trouble_since: BTreeMap<String, Instant>,
+    /// Members this node saw down and has not seen rejoin with a new generation.
+    seen_down: BTreeSet<String>,
+    /// When the bursts of every owned VIP restart, after a renewal or a rejoin.
+    reannounce_at: Option<Instant>,
 }
 
 impl Speaker {
@@ -341,7 +349,10 @@ impl Speaker {
             let wake = hold
                 .deadline()
                 .or_else(|| self.announcements.next_due())
-                .map(Instant::from_std);
+                .map(Instant::from_std)
+                .into_iter()
+                .chain(self.reannounce_at)
+                .min();
             tokio::select! {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
@@ -382,7 +393,18 @@ impl Speaker {
                     }
                 }
                 event = events.recv() => match event {
-                    Ok(event) => self.note_event(event),
+                    Ok(event) => {
+                        let seen_down = match &event {
+                            MembershipEvent::Rejoined { new, .. } => self.seen_down.contains(&new.name),
+                            _ => false,
+                        };
+                        if !hold.holding()
+                            && calls_for_reannouncement(&event, &self.config.node_name, seen_down)
+                        {
+                            self.reannounce_at.get_or_insert(Instant::now() + REANNOUNCE_DELAY);
+                        }
+                        self.note_event(event);
+                    }
                     Err(RecvError::Lagged(missed)) => warn!(missed, "missed membership events"),
                     Err(RecvError::Closed) => return Err(RunError::GossipStopped),
                 },
@@ -404,6 +426,10 @@ impl Speaker {
                         self.recompute(&live, "joined the cluster");
                         self.status.set_ready(true);
                     } else if !hold.holding() {
+                        if self.reannounce_at.is_some_and(|at| at <= Instant::now()) {
+                            self.reannounce_at = None;
+                            self.reannounce();
+                        }
                         self.announce_due();
                     }
                 }
@@ -415,12 +441,30 @@ impl Speaker {
 
     fn note_event(&mut self, event: MembershipEvent) {
         let now = Instant::now();
+        self.metrics
+            .gossip_events
+            .get_or_create(&EventLabel {
+                event: event_name(&event),
+            })
+            .inc();
         match event {
-            MembershipEvent::Suspect(id) | MembershipEvent::Down(id) => {
+            MembershipEvent::Suspect(id) => {
                 self.trouble_since.entry(id.name).or_insert(now);
             }
-            MembershipEvent::Up(id) | MembershipEvent::Rejoined { new: id, .. } => {
+            MembershipEvent::Down(id) => {
+                self.seen_down.insert(id.name.clone());
+                self.trouble_since.entry(id.name).or_insert(now);
+            }
+            // A member back with a new generation is reported Up before Rejoined: it stays in
+            // `seen_down` until then.
+            MembershipEvent::Up(id) => {
                 self.trouble_since.remove(&id.name);
+            }
+            MembershipEvent::Rejoined { old, new } => {
+                info!(member = %new.name, old = old.generation, new = new.generation,
+                    "member rejoined with a new generation");
+                self.seen_down.remove(&new.name);
+                self.trouble_since.remove(&new.name);
             }
             MembershipEvent::Isolated => warn!("isolated: no other live member is reachable"),
             MembershipEvent::Reachability(swimlb_gossip::Reachability::Isolated(reason)) => {
@@ -538,6 +582,23 @@ impl Speaker {
         }
     }
 
+    /// Restarts the burst of every owned VIP (rate-limited per VIP), so that after a heal the
+    /// last gratuitous frame clients see for a VIP is its owner's (see [`crate::announce`]).
+    fn reannounce(&mut self) {
+        let restarted = self
+            .announcements
+            .restart_bursts(Instant::now().into_std(), REANNOUNCE_MIN_INTERVAL);
+        if restarted.is_empty() {
+            return;
+        }
+        info!(
+            vips = restarted.len(),
+            "re-announcing owned VIPs after a rejoin"
+        );
+        self.metrics.reannouncements.inc();
+        self.announce_due();
+    }
+
     /// Takes a new Kubernetes view: its VIPs, and joins peers not joined before.
     async fn apply_cluster_view(&mut self, gossip: &GossipHandle, view: ClusterView) {
         if !view.synced {
@@ -643,6 +704,21 @@ impl Speaker {
         }
         self.owned.replace(BTreeSet::new());
         info!("drained");
+    }
+}
+
+/// The `event` label of `gossip_events_total`.
+fn event_name(event: &MembershipEvent) -> &'static str {
+    match event {
+        MembershipEvent::Up(_) => "up",
+        MembershipEvent::Suspect(_) => "suspect",
+        MembershipEvent::Down(_) => "down",
+        MembershipEvent::Rejoined { .. } => "rejoined",
+        MembershipEvent::Renewed(_) => "renewed",
+        MembershipEvent::Connected => "connected",
+        MembershipEvent::Isolated => "isolated",
+        MembershipEvent::Reachability(swimlb_gossip::Reachability::Isolated(_)) => "view_untrusted",
+        MembershipEvent::Reachability(swimlb_gossip::Reachability::Reachable) => "view_trusted",
     }
 }
 
