@@ -1,9 +1,11 @@
 //! One `addresses` entry of a pool (CIDR or first-last range), `parse_addresses`, and the
-//! allocator the controller builds over it. The first byte is the pool's `avoidBuggyIPs`.
+//! allocator the controller builds over it. The first byte is the pool's `avoidBuggyIPs`;
+//! as pool validation does, ranges that touch more /24 blocks than an avoiding pool may get no
+//! avoiding allocator.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use swimlb_controller::allocator::{PoolAllocator, is_buggy};
+use swimlb_controller::allocator::{MAX_AVOIDED_BLOCKS, PoolAllocator, avoided_blocks, is_buggy};
 use swimlb_controller::config::parse_addresses;
 
 fuzz_target!(|data: &[u8]| {
@@ -19,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(range.contains(range.first()) && range.contains(range.last()));
     // The canonical first-last form names the same range.
     assert_eq!(parse_addresses(&range.to_string()), Ok(range));
-    let avoid = flags & 1 != 0;
+    let avoid = flags & 1 != 0 && avoided_blocks(&range) <= MAX_AVOIDED_BLOCKS;
     let mut allocator = PoolAllocator::new(&[range], avoid);
     assert!(allocator.size(range.family()) <= range.len());
     if let Some(ip) = allocator.allocate_lowest(range.family()) {

@@ -2,7 +2,9 @@
 //! from, checked the way the controller uses it: merged into one view, then one allocator per
 //! valid pool.
 
-use swimlb_controller::allocator::{Family, PoolAllocator, is_buggy};
+use swimlb_controller::allocator::{
+    Family, MAX_AVOIDED_BLOCKS, PoolAllocator, avoided_blocks, is_buggy,
+};
 use swimlb_controller::config::{PoolDeclaration, PoolSet};
 
 pub fn check_pool_set(declarations: Vec<PoolDeclaration>) {
@@ -17,6 +19,15 @@ pub fn check_pool_set(declarations: Vec<PoolDeclaration>) {
         assert!(!pool.error_summary().is_empty(), "an invalid pool says why");
     }
     let valid: Vec<_> = set.iter().filter(|p| p.is_valid()).collect();
+    let avoided: u128 = valid
+        .iter()
+        .filter(|p| p.avoid_buggy_ips)
+        .flat_map(|p| p.ranges.iter().map(|(_, r)| avoided_blocks(r)))
+        .sum();
+    assert!(
+        avoided <= MAX_AVOIDED_BLOCKS,
+        "{avoided} avoided /24 blocks"
+    );
     for (i, pool) in valid.iter().enumerate() {
         for (j, (value, range)) in pool.ranges.iter().enumerate() {
             for (other, other_range) in &pool.ranges[j + 1..] {
