@@ -316,3 +316,41 @@ fn push_bounded(tokens: &mut Vec<u64>, token: u64) {
     }
     tokens.push(token);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/seeds/gossip_datagram/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn the_join_seed_gets_the_member_list_past_every_check() {
+        let mut harness = Harness::new();
+        harness.run(&seed("join"));
+        let member = &harness.member;
+        assert!(member.traffic().member_list_bytes_received > 0);
+        assert!(member.is_live("node-1") && member.is_live("node-2"));
+        assert_eq!(member.drops().total(), 0, "{:?}", member.drops());
+    }
+
+    #[test]
+    fn records_round_trip_and_a_cut_record_takes_the_rest() {
+        let mut bytes = Vec::new();
+        Record::frame(frames::STATE, 1, PATCH_TOKEN, 9, b"body").encode(&mut bytes);
+        Record::frame(frames::JOIN, 3, 0, 0, b"cut short").encode(&mut bytes);
+        bytes.truncate(bytes.len() - 3);
+        let parsed: Vec<_> = records(&bytes).collect();
+        assert_eq!(
+            parsed[0],
+            Record::frame(frames::STATE, 1, PATCH_TOKEN, 9, b"body")
+        );
+        assert_eq!(parsed[1].body, b"cut sh");
+        assert_eq!(parsed.len(), 2);
+    }
+}
