@@ -13,7 +13,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
-echo "== fuzz (every target for 15 s)"; scripts/fuzz.sh
+echo "== fuzz (every target for 12 s)"; scripts/fuzz.sh
 echo "== speaker lab (network namespaces)"; tests/lab/lab.sh
 scripts/e2e-controller.sh
 echo "== deploy manifests"; kubectl kustomize deploy/ >/dev/null; scripts/check-helm-chart.py
