@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need, then runs
-# formatting, lints, unit/property/simulation tests, the network-namespace lab and the
-# end-to-end tests against a real kube-apiserver. Must run as root (namespaces, raw sockets).
+# formatting, lints, unit/property/simulation tests, a short run of every fuzz target, the
+# network-namespace lab and the end-to-end tests against a real kube-apiserver. Must run as root (namespaces, raw sockets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +13,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== fuzz (every target for 12 s)"; scripts/fuzz.sh
 echo "== speaker lab (network namespaces)"; tests/lab/lab.sh
 scripts/e2e-controller.sh
 echo "== deploy manifests"; kubectl kustomize deploy/ >/dev/null; scripts/check-helm-chart.py

@@ -285,6 +285,19 @@ pub fn is_buggy(ip: IpAddr) -> bool {
     }
 }
 
+/// The most /24 blocks that pools avoiding .0 and .255 may touch in all (a /8's worth): each
+/// costs an interval in two sets, so this bounds that memory to a few MiB, where the whole
+/// IPv4 space would take over a GiB and seconds to build.
+pub const MAX_AVOIDED_BLOCKS: u128 = 1 << 16;
+
+/// The /24 blocks `range` touches when its pool avoids .0 and .255 (none for IPv6).
+pub fn avoided_blocks(range: &AddressRange) -> u128 {
+    match range.family() {
+        Family::V4 => (to_number(range.last()) >> 8) - (to_number(range.first()) >> 8) + 1,
+        Family::V6 => 0,
+    }
+}
+
 /// Free and used addresses of one family within one pool.
 #[derive(Clone, Debug, Default)]
 struct FamilySpace {
@@ -304,7 +317,9 @@ pub struct PoolAllocator {
 
 impl PoolAllocator {
     /// A pool over `ranges` with every address free. With `avoid_buggy_ips`, IPv4 addresses
-    /// ending in .0 or .255 are never handed out (this costs one interval per /24 in the pool).
+    /// ending in .0 or .255 are never handed out: this costs one interval per /24 the ranges
+    /// touch ([`avoided_blocks`]), which is why pool validation caps those blocks at
+    /// [`MAX_AVOIDED_BLOCKS`] over all pools.
     pub fn new(ranges: &[AddressRange], avoid_buggy_ips: bool) -> Self {
         let mut v4 = FamilySpace::default();
         let mut v6 = FamilySpace::default();

@@ -11,7 +11,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 use swimlb_api::IPAddressPoolSpec;
 
-use crate::allocator::{AddressRange, RangeError};
+use crate::allocator::{AddressRange, MAX_AVOIDED_BLOCKS, RangeError, avoided_blocks};
 
 /// Where a pool was declared.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -72,6 +72,11 @@ pub enum PoolError {
     DuplicateName { name: String, other: String },
     #[error("serviceAllocation: {reason}")]
     BadSelector { reason: String },
+    #[error(
+        "avoidBuggyIPs over {blocks} /24 blocks would bring the pools that avoid .0 and .255 \
+         to more than {max} blocks in all"
+    )]
+    TooManyAvoidedBlocks { blocks: u128, max: u128 },
 }
 
 /// Why a whole ConfigMap could not be read (its pools are then unknown).
@@ -442,6 +447,8 @@ impl PoolSet {
         let mut shadowed = Vec::new();
         // Ranges of pools accepted so far, for the across-pool overlap check.
         let mut claimed: Vec<(String, String, AddressRange)> = Vec::new();
+        // /24 blocks of accepted pools that avoid .0 and .255 (see `MAX_AVOIDED_BLOCKS`).
+        let mut avoided: u128 = 0;
         for declaration in declarations {
             let mut errors = declaration.errors;
             let mut ranges: Vec<(String, AddressRange)> = Vec::new();
@@ -488,6 +495,18 @@ impl PoolSet {
                 });
                 shadowed.push(pool);
                 continue;
+            }
+            let mut pool = pool;
+            if pool.is_valid() && pool.avoid_buggy_ips {
+                let blocks: u128 = pool.ranges.iter().map(|(_, r)| avoided_blocks(r)).sum();
+                if avoided + blocks > MAX_AVOIDED_BLOCKS {
+                    pool.errors.push(PoolError::TooManyAvoidedBlocks {
+                        blocks,
+                        max: MAX_AVOIDED_BLOCKS,
+                    });
+                } else {
+                    avoided += blocks;
+                }
             }
             if pool.is_valid() {
                 claimed.extend(
@@ -708,6 +727,50 @@ mod tests {
             "{text}"
         );
         assert_eq!(set.invalid().count(), 1);
+    }
+
+    fn avoiding(name: &str, created: i64, addresses: &[&str]) -> PoolDeclaration {
+        let mut declaration = declaration(name, created, addresses);
+        declaration.avoid_buggy_ips = true;
+        declaration
+    }
+
+    #[test]
+    fn avoided_blocks_are_capped_over_all_pools() {
+        // Found by fuzzing: avoidBuggyIPs over most of the IPv4 space (here 11 million /24
+        // blocks) made the allocator build one interval per block, for seconds and gigabytes.
+        let pools = PoolSet::build(vec![avoiding("huge", 0, &["19.10.2.30-194.20.2.4"])]);
+        let huge = pools.get("huge").expect("reported");
+        assert_eq!(
+            huge.errors,
+            vec![PoolError::TooManyAvoidedBlocks {
+                blocks: 11_471_361,
+                max: MAX_AVOIDED_BLOCKS,
+            }]
+        );
+        assert!(
+            huge.error_summary()
+                .contains("avoidBuggyIPs over 11471361 /24 blocks")
+        );
+
+        // The cap counts every avoiding pool: the older ones keep their addresses, a newer one
+        // that would pass it is invalid, and pools that do not avoid are not counted.
+        let pools = PoolSet::build(vec![
+            avoiding("a", 0, &["10.0.0.0/9", "192.0.2.0/24"]),
+            avoiding("b", 1, &["10.128.0.0/9"]),
+            declaration("c", 2, &["11.0.0.0/8"]),
+            avoiding("d", 3, &["10.128.0.0/10", "2001:db8::/32"]),
+        ]);
+        let valid: Vec<&str> = pools
+            .iter()
+            .filter(|p| p.is_valid())
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(valid, vec!["a", "c", "d"]);
+        assert!(matches!(
+            pools.get("b").expect("b").errors[..],
+            [PoolError::TooManyAvoidedBlocks { blocks: 32_768, .. }]
+        ));
     }
 
     #[test]
