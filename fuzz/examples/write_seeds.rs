@@ -236,6 +236,7 @@ fn gossip_seeds(dir: &Path) {
         target: node(2, 1),
         incarnation: 3,
         by: "node-1".to_owned(),
+        round: 1,
     };
     let mut seed = vec![5];
     seed.extend(postcard::to_allocvec(&notice).expect("encodes"));
