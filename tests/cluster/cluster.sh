@@ -551,7 +551,7 @@ kubectl patch svc nginx -p '{"spec":{"externalTrafficPolicy":"Cluster"}}' >/dev/
 wait_owner "$vip1" "$(rendezvous_owner "$vip1" 1 2 3)"
 
 # ---------------------------------------------------------------- 5. rollout restart
-curl_loop "$cluster/rollout.log" 600 &
+curl_loop "$cluster/rollout.log" 1500 &
 loop_pid=$!
 sleep 1
 rollout_start=$EPOCHREALTIME
