@@ -88,6 +88,7 @@ host_state >"$cluster/host-before"
 cluster_cleanup() {
   set +e
   local i pid round
+  if [ -n "${loop_pid:-}" ]; then kill "$loop_pid" 2>/dev/null; fi
   # Node processes first (kubelets would restart containers), then everything still in a node's
   # network namespace or cgroups (shims, pod processes), then the mount-namespace holders.
   for i in "${!holder[@]}"; do
@@ -105,6 +106,10 @@ cluster_cleanup() {
     sleep 0.5
   done
   for i in "${!holder[@]}"; do kill -9 "${holder[$i]}" 2>/dev/null; done
+  # The control plane goes with the library's cleanup; anything else left in a namespace goes now.
+  for ns in "$cl" "$br"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
+  done
   for i in "${!holder[@]}"; do wait "${holder[$i]}" 2>/dev/null; done
   find /sys/fs/cgroup/ -depth -type d -path "*$cgroup_root*" -exec rmdir {} + 2>/dev/null
   for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-"); do ip netns del "$ns"; done
@@ -131,6 +136,8 @@ on_exit() {
   exit "$status"
 }
 trap on_exit EXIT
+# A signal ends the script through exit, so the EXIT trap cleans up.
+trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- the network
 node_ip() { echo "192.0.2.1$1"; }
@@ -197,13 +204,13 @@ source scripts/lib/apiserver.sh
 # The library's exit trap runs cluster_cleanup first; keep this script's verdict on the host.
 trap 'status=$?; [ "$status" = 0 ] || keep_logs=1; cleanup; [ "$cluster_status" = 0 ] || exit 1; exit $status' EXIT
 mkdir -p "$cluster/cp"
-in_cp "$kube/kube-controller-manager" --kubeconfig "$KUBECONFIG" --leader-elect=false \
+nsenter --net="/run/netns/$cp" "$kube/kube-controller-manager" --kubeconfig "$KUBECONFIG" --leader-elect=false \
   --port 0 --secure-port 0 \
   --service-account-private-key-file "$work/service-account.key" --root-ca-file "$pki/ca.crt" \
   --node-monitor-period 2s --node-monitor-grace-period 20s \
   >"$cluster/cp/controller-manager.log" 2>&1 &
 pids+=($!)
-in_cp "$kube/kube-scheduler" --kubeconfig "$KUBECONFIG" --leader-elect=false --port 0 \
+nsenter --net="/run/netns/$cp" "$kube/kube-scheduler" --kubeconfig "$KUBECONFIG" --leader-elect=false --port 0 \
   --secure-port 0 >"$cluster/cp/scheduler.log" 2>&1 &
 pids+=($!)
 
@@ -227,7 +234,8 @@ echo "swimlb test backend" >"$cluster/images/http-root/www/index.html"
 oci_image "$cluster/images/http.tar" 1 "$cluster/images/http-root" 0:0 /usr/local/bin/busybox \
   httpd -f -p 80 -h /www
 
-# in_node I CMD...: runs CMD in node I's network and mount namespaces.
+# in_node I CMD...: runs CMD in node I's network and mount namespaces. Processes started in the
+# background use nsenter directly (node_enter), so $! is the process itself: nsenter execs it.
 in_node() { local i=$1; shift; nsenter --net="/run/netns/$prefix-n$i" --mount="/proc/${holder[$i]}/ns/mnt" "$@"; }
 
 start_node() {
@@ -261,6 +269,7 @@ start_node() {
       cat "$ctrl/cpuset.mems" >"$ctrl$cgroup_root-n$i/cpuset.mems"
     fi
   done
+  node_enter=(nsenter --net="/run/netns/$prefix-n$i" --mount="/proc/${holder[$i]}/ns/mnt")
   cat >"$d/cni/10-swimlb-test.conflist" <<EOF
 {"cniVersion": "0.4.0", "name": "swimlb-test", "plugins": [{
   "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false, "hairpinMode": true,
@@ -291,7 +300,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     bin_dir = "/usr/lib/cni"
     conf_dir = "$d/cni"
 EOF
-  in_node "$i" containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
+  "${node_enter[@]}" containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
   for _ in $(seq 1 100); do
     in_node "$i" ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1 && break
     sleep 0.1
@@ -306,7 +315,7 @@ EOF
   done
   write_kubeconfig "$d/kubeconfig" "$token"
   start_kubelet "$i"
-  in_node "$i" "$kube/kube-proxy" --kubeconfig "$d/kubeconfig" --hostname-override "$name" \
+  "${node_enter[@]}" "$kube/kube-proxy" --kubeconfig "$d/kubeconfig" --hostname-override "$name" \
     --bind-address "$(node_ip "$i")" --proxy-mode iptables --cluster-cidr 203.0.113.0/24 \
     --oom-score-adj 0 --conntrack-max-per-core 0 --conntrack-tcp-timeout-established 0 \
     --conntrack-tcp-timeout-close-wait 0 --metrics-bind-address 127.0.0.1:10249 \
@@ -317,7 +326,8 @@ EOF
 declare -A kubelet_pid=()
 start_kubelet() {
   local i=$1 d=$cluster/n$1
-  in_node "$i" "$kube/kubelet" --kubeconfig "$d/kubeconfig" --hostname-override "node-$i" \
+  node_enter=(nsenter --net="/run/netns/$prefix-n$i" --mount="/proc/${holder[$i]}/ns/mnt")
+  "${node_enter[@]}" "$kube/kubelet" --kubeconfig "$d/kubeconfig" --hostname-override "node-$i" \
     --node-ip "$(node_ip "$i")" --address "$(node_ip "$i")" --read-only-port 0 \
     --container-runtime remote --container-runtime-endpoint unix:///run/containerd/containerd.sock \
     --root-dir /var/lib/kubelet --volume-plugin-dir /var/lib/kubelet/volume-plugins \
@@ -505,6 +515,11 @@ for vip in "$vip1" "$vip2"; do
     [ -n "$back" ] || fail "$vip never answered again after node-$victim's cable was pulled"
     note "failover of $vip: node-$victim -> node-$new; the client's loop failed $failed requests, first 200 again ${back} s after the cut"
     awk -v b="$back" 'BEGIN { exit !(b <= 3) }' || fail "failover of $vip took $back s (> 3 s)"
+    if awk -v b="$back" 'BEGIN { exit !(b <= 1) }'; then
+      echo "   target met:    failover as the client saw it = $back s (≤ 1 s, the fast preset's p99)"
+    else
+      echo "   target MISSED: failover as the client saw it = $back s (> 1 s, the fast preset's p99)"
+    fi
     failover_seconds=$back
   else
     [ "$failed" = 0 ] || fail "$vip (on node-${owner[$vip]}, not the failed node) lost $failed requests"
