@@ -28,6 +28,8 @@ mapfile -t components < <(printf '%s\n' "${components[@]}" | sort -u)
 
 # A cached set containing everything requested.
 for dir in "$cache_root/kubernetes-$version"/*/; do
+  # A set still being written (or left by an interrupted build) ends in .tmp.
+  case $dir in *.tmp/) continue ;; esac
   [ -d "$dir" ] || continue
   ok=yes
   for c in "${components[@]}"; do [ -x "$dir$c" ] || ok=; done
@@ -90,6 +92,7 @@ if [ ${#what[@]} -gt 0 ]; then
     make WHAT="${what[*]}" KUBE_BUILD_PLATFORMS=linux/amd64 >&2
   )
 fi
+rm -rf "$set_dir.tmp"
 mkdir -p "$set_dir.tmp"
 for c in "${components[@]}"; do
   if [ "$c" = pause ]; then
