@@ -62,6 +62,7 @@ br=$prefix-br cp=$prefix-cp cl=$prefix-cl
 node_count=3
 cluster=$(mktemp -d /var/tmp/swimlb-cluster.XXXXXX)
 declare -A holder=()
+node_procs=()
 cgroup_root=/swimlb-$prefix
 
 # ---------------------------------------------------------------- host state, checked on exit
@@ -88,6 +89,8 @@ host_state >"$cluster/host-before"
 cluster_cleanup() {
   set +e
   local i pid round
+  # Killed on purpose below: no "Killed" job reports for them.
+  for pid in ${node_procs[@]+"${node_procs[@]}"}; do disown "$pid" 2>/dev/null; done
   if [ -n "${loop_pid:-}" ]; then kill "$loop_pid" 2>/dev/null; fi
   # Node processes first (kubelets would restart containers), then everything still in a node's
   # network namespace or cgroups (shims, pod processes), then the mount-namespace holders.
@@ -110,7 +113,6 @@ cluster_cleanup() {
   for ns in "$cl" "$br"; do
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null; done
   done
-  for i in "${!holder[@]}"; do wait "${holder[$i]}" 2>/dev/null; done
   find /sys/fs/cgroup/ -depth -type d -path "*$cgroup_root*" -exec rmdir {} + 2>/dev/null
   for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-"); do ip netns del "$ns"; done
   host_state >"$cluster/host-after"
@@ -255,6 +257,7 @@ start_node() {
     for t in "$@"; do mount --bind "$d/tunables/${t%%=*}" "/proc/sys/${t%%=*}"; done
     exec sleep infinity' bash "$d" "${kubelet_tunables[@]}" &
   holder[$i]=$!
+  node_procs+=($!)
   for _ in $(seq 1 50); do
     [ "$(readlink "/proc/${holder[$i]}/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] &&
       grep -q " /var/lib overlay" "/proc/${holder[$i]}/mounts" && break
@@ -301,6 +304,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     conf_dir = "$d/cni"
 EOF
   "${node_enter[@]}" containerd --config "$d/containerd.toml" >"$d/containerd.log" 2>&1 &
+  node_procs+=($!)
   for _ in $(seq 1 100); do
     in_node "$i" ctr --address /run/containerd/containerd.sock version >/dev/null 2>&1 && break
     sleep 0.1
@@ -321,6 +325,7 @@ EOF
     --conntrack-tcp-timeout-close-wait 0 --metrics-bind-address 127.0.0.1:10249 \
     --iptables-min-sync-period 0s \
     >"$d/kube-proxy.log" 2>&1 &
+  node_procs+=($!)
 }
 
 declare -A kubelet_pid=()
@@ -338,6 +343,7 @@ start_kubelet() {
     --node-status-update-frequency 2s --eviction-hard "memory.available<100Mi" \
     >>"$d/kubelet.log" 2>&1 &
   kubelet_pid[$i]=$!
+  node_procs+=($!)
 }
 
 for i in $(seq 1 $node_count); do start_node "$i"; done
