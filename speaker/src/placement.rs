@@ -45,7 +45,8 @@ pub struct EndpointSliceV1beta1 {
     pub metadata: ObjectMeta,
     #[serde(default)]
     pub address_type: String,
-    #[serde(default)]
+    /// `null` when the slice has no endpoints (the Service's pods are gone).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub endpoints: Vec<EndpointV1beta1>,
 }
 
@@ -55,7 +56,7 @@ pub struct EndpointSliceV1beta1 {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EndpointV1beta1 {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub addresses: Vec<String>,
     #[serde(default)]
     pub conditions: Option<EndpointConditions>,
@@ -63,6 +64,15 @@ pub struct EndpointV1beta1 {
     pub node_name: Option<String>,
     #[serde(default)]
     pub topology: Option<BTreeMap<String, String>>,
+}
+
+/// An absent or `null` list as an empty one: the API server writes `null` for empty lists.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 impl kube::Resource for EndpointSliceV1beta1 {
@@ -561,6 +571,35 @@ mod tests {
         assert_eq!(nodes, [Some("a"), Some("b"), Some("c"), None]);
         let got = placement(&services, &plain_nodes(), &converted, &rules());
         assert_eq!(got[&ip("192.0.2.30")], set(&["a", "c"]));
+    }
+
+    #[test]
+    fn a_v1beta1_slice_without_endpoints_is_read() {
+        // As the API server sends a slice whose pods are all gone, and a watch bookmark.
+        let empty: EndpointSliceV1beta1 = serde_json::from_value(json!({
+            "kind": "EndpointSlice",
+            "apiVersion": "discovery.k8s.io/v1beta1",
+            "metadata": {"namespace": "default", "name": "web-x",
+                         "labels": {SERVICE_NAME_LABEL: "web"}},
+            "addressType": "IPv4",
+            "endpoints": null,
+            "ports": null,
+        }))
+        .expect("a slice with endpoints: null");
+        assert!(empty.endpoints.is_empty());
+        let null_addresses: EndpointSliceV1beta1 = serde_json::from_value(json!({
+            "metadata": {"namespace": "default", "name": "web-y"},
+            "endpoints": [{"addresses": null, "topology": {HOSTNAME_TOPOLOGY_KEY: "a"}}],
+        }))
+        .expect("an endpoint with addresses: null");
+        assert!(null_addresses.endpoints[0].addresses.is_empty());
+        let services = [service(
+            "web",
+            json!({"externalTrafficPolicy": "Local"}),
+            &["192.0.2.30"],
+        )];
+        let converted = [slice_from_v1beta1(&empty)];
+        assert!(placement(&services, &plain_nodes(), &converted, &rules()).is_empty());
     }
 
     #[test]
