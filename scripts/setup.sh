@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use. Idempotent: a machine that has them skips apt.
 set -euo pipefail
-# golang-go and memberlist 0.2.2 build the lab's memberlist probe (GOPATH mode, no module proxy).
 packages=(iproute2 iputils-ping iputils-arping ndisc6 nftables etcd-server rsync openssl curl make tcpdump
-  golang-go golang-github-hashicorp-memberlist-dev)
+  golang-go golang-github-hashicorp-memberlist-dev
+  gcc libc6-dev containerd runc umoci containernetworking-plugins iptables conntrack busybox-static)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -13,6 +13,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts etcd as a service on install; the tests run their own instances.
-  systemctl disable --now etcd >/dev/null 2>&1 || true
+  # Debian starts etcd and containerd as services on install; the tests run their own instances.
+  systemctl disable --now etcd containerd >/dev/null 2>&1 || true
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need, then runs
 # formatting, lints, unit/property/simulation tests, a short run of every fuzz target, the
-# network-namespace lab and the end-to-end tests against a real kube-apiserver. Must run as root (namespaces, raw sockets).
+# network-namespace lab, the end-to-end tests against a real kube-apiserver, and the install on
+# a real 3-node cluster in network namespaces. Must run as root (namespaces, raw sockets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,3 +19,4 @@ echo "== speaker lab (network namespaces)"; tests/lab/lab.sh
 scripts/e2e-controller.sh
 echo "== deploy manifests"; kubectl kustomize deploy/ >/dev/null; scripts/check-helm-chart.py
 scripts/e2e-speaker.sh
+echo "== cluster (3-node Kubernetes in network namespaces)"; tests/cluster/cluster.sh

@@ -3,10 +3,17 @@
 # data in a temporary directory ($work) removed on exit. Afterwards: $token (admin), $KUBECONFIG
 # (admin), write_kubeconfig FILE TOKEN, free_port, and the pids array killed on exit.
 # Set e2e_users=(name ...) before sourcing for extra users without any RBAC binding.
+# A cluster test sets, before sourcing: apiserver_netns (a network namespace to run etcd and the
+# API server in, instead of the current one), apiserver_address (the address to bind and
+# advertise, default 127.0.0.1) and apiserver_args (extra flags; a flag given again wins).
 
 for tool in etcd kubectl openssl curl ss; do
   command -v "$tool" >/dev/null || { echo "$(basename "$0"): $tool is missing (scripts/setup.sh installs it)" >&2; exit 1; }
 done
+
+apiserver_address=${apiserver_address:-127.0.0.1}
+in_apiserver_netns=()
+if [ -n "${apiserver_netns:-}" ]; then in_apiserver_netns=(nsenter "--net=/run/netns/$apiserver_netns"); fi
 
 build_start=$(date +%s)
 apiserver=$(scripts/kube-apiserver.sh)
@@ -14,8 +21,8 @@ echo "== kube-apiserver ready at $apiserver ($(($(date +%s) - build_start)) s)"
 
 work=$(mktemp -d /tmp/swimlb-e2e.XXXXXX)
 pids=()
-# Scripts may set extra_cleanup to a function run first on exit (processes they started, say).
-extra_cleanup=
+# Scripts may set extra_cleanup (before sourcing or after) to a function run first on exit.
+extra_cleanup=${extra_cleanup:-}
 cleanup() {
   local status=$?
   if [ -n "$extra_cleanup" ]; then "$extra_cleanup" || true; fi
@@ -34,7 +41,7 @@ free_port() {
   local port
   for _ in $(seq 1 100); do
     port=$((20000 + RANDOM % 40000))
-    if [ -z "$(ss -Htln "sport = :$port")" ]; then
+    if [ -z "$(${in_apiserver_netns[@]+"${in_apiserver_netns[@]}"} ss -Htln "sport = :$port")" ]; then
       echo "$port"
       return 0
     fi
@@ -47,7 +54,7 @@ etcd_client=$(free_port)
 etcd_peer=$(free_port)
 apiserver_port=$(free_port)
 
-etcd --name e2e --data-dir "$work/etcd" \
+${in_apiserver_netns[@]+"${in_apiserver_netns[@]}"} etcd --name e2e --data-dir "$work/etcd" \
   --listen-client-urls "http://127.0.0.1:$etcd_client" --advertise-client-urls "http://127.0.0.1:$etcd_client" \
   --listen-peer-urls "http://127.0.0.1:$etcd_peer" --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
   --initial-cluster "e2e=http://127.0.0.1:$etcd_peer" >"$work/etcd.log" 2>&1 &
@@ -65,9 +72,9 @@ token=$(openssl rand -hex 24)
   done
 } >"$work/tokens.csv"
 
-"$apiserver" \
+${in_apiserver_netns[@]+"${in_apiserver_netns[@]}"} "$apiserver" \
   --etcd-servers "http://127.0.0.1:$etcd_client" \
-  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$apiserver_port" --insecure-port 0 \
+  --bind-address "$apiserver_address" --advertise-address "$apiserver_address" --secure-port "$apiserver_port" --insecure-port 0 \
   --cert-dir "$work/certs" \
   --service-account-issuer https://kubernetes.default.svc \
   --service-account-key-file "$work/service-account.key" \
@@ -75,13 +82,14 @@ token=$(openssl rand -hex 24)
   --token-auth-file "$work/tokens.csv" --authorization-mode RBAC \
   --service-cluster-ip-range 10.96.0.0/16,2001:db8:96::/112 --feature-gates IPv6DualStack=true \
   --endpoint-reconciler-type none \
+  ${apiserver_args[@]+"${apiserver_args[@]}"} \
   >"$work/apiserver.log" 2>&1 &
 pids+=($!)
 
 start=$(date +%s)
 ready=""
 for _ in $(seq 1 120); do
-  if [ "$(curl -sk -m 2 -H "Authorization: Bearer $token" "https://127.0.0.1:$apiserver_port/readyz" || true)" = ok ]; then
+  if [ "$(${in_apiserver_netns[@]+"${in_apiserver_netns[@]}"} curl -sk -m 2 -H "Authorization: Bearer $token" "https://$apiserver_address:$apiserver_port/readyz" || true)" = ok ]; then
     ready=yes
     break
   fi
@@ -89,7 +97,7 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 [ -n "$ready" ] || { echo "kube-apiserver did not become ready" >&2; exit 1; }
-echo "== kube-apiserver ready in $(($(date +%s) - start)) s on 127.0.0.1:$apiserver_port"
+echo "== kube-apiserver ready in $(($(date +%s) - start)) s on $apiserver_address:$apiserver_port"
 
 write_kubeconfig() {
   cat >"$1" <<EOF
@@ -98,7 +106,7 @@ kind: Config
 clusters:
 - name: e2e
   cluster:
-    server: https://127.0.0.1:$apiserver_port
+    server: https://$apiserver_address:$apiserver_port
     insecure-skip-tls-verify: true
 users:
 - name: user

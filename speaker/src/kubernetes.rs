@@ -7,12 +7,13 @@
 //! (an API server outage must not stop announcements; gossip failover keeps working), and the
 //! watchers retry with backoff. A re-list replaces a kind's objects only once it is complete.
 //!
-//! `discovery.k8s.io/v1` EndpointSlices exist from Kubernetes 1.21. On an older API server the
-//! speaker logs this once and treats `externalTrafficPolicy: Local` Services as eligible on
-//! every eligible node, as it does Cluster Services.
+//! EndpointSlices are read from `discovery.k8s.io/v1` (Kubernetes 1.21 and later) or, when the
+//! API server does not serve it, from `discovery.k8s.io/v1beta1` (1.17 to 1.24), so
+//! `externalTrafficPolicy: Local` works on 1.20 too. With neither, the speaker logs this once and
+//! treats Local Services as eligible on every eligible node, as it does Cluster Services.
 
 use crate::ownership::VipPlacement;
-use crate::placement::{self, ClassFilter, PlacementRules};
+use crate::placement::{self, ClassFilter, EndpointSliceV1beta1, PlacementRules};
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -30,8 +31,9 @@ use swimlb_api::annotations::DEFAULT_LOAD_BALANCER_CLASS;
 use tokio::sync::watch;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-/// The API version EndpointSlices are read from.
-const ENDPOINT_SLICE_API: &str = "discovery.k8s.io/v1";
+/// The API versions EndpointSlices are read from, preferred first.
+const ENDPOINT_SLICE_V1: &str = "discovery.k8s.io/v1";
+const ENDPOINT_SLICE_V1BETA1: &str = "discovery.k8s.io/v1beta1";
 /// How long to wait before asking again whether EndpointSlices are served, after an error.
 const PROBE_RETRY: Duration = Duration::from_secs(2);
 /// Environment variable with this node's IP (downward API `status.hostIP`), used as the gossip
@@ -168,7 +170,8 @@ pub async fn start(
         services: Store::default(),
         nodes: Store::default(),
         slices: Store::default(),
-        slices_probed: false,
+        beta_slices: Store::default(),
+        slice_api: None,
         announced: BTreeSet::new(),
         recorder,
         view: view_tx,
@@ -185,6 +188,7 @@ enum Input {
     Service(Box<WatchEvent<Service>>),
     Node(Box<WatchEvent<Node>>),
     Slice(Box<WatchEvent<EndpointSlice>>),
+    BetaSlice(Box<WatchEvent<EndpointSliceV1beta1>>),
     WatchError(&'static str, watcher::Error),
 }
 
@@ -265,8 +269,10 @@ struct ClusterWatcher {
     services: Store<Service>,
     nodes: Store<Node>,
     slices: Store<EndpointSlice>,
-    /// Whether the EndpointSlice API question has been answered.
-    slices_probed: bool,
+    /// EndpointSlices from `discovery.k8s.io/v1beta1`, when v1 is not served.
+    beta_slices: Store<EndpointSliceV1beta1>,
+    /// Which EndpointSlice version is watched; `None` until the API server has answered.
+    slice_api: Option<SliceApi>,
     /// The VIPs this node announced when last told, for `nodeAssigned` Events.
     announced: BTreeSet<IpAddr>,
     recorder: Recorder,
@@ -290,15 +296,21 @@ impl ClusterWatcher {
         let mut owned_open = true;
         loop {
             tokio::select! {
-                served = &mut probe, if !self.slices_probed => {
-                    self.slices_probed = true;
-                    self.rules.endpoints_known = served;
-                    if served {
-                        streams.push(watch_stream(
+                api = &mut probe, if self.slice_api.is_none() => {
+                    self.slice_api = Some(api);
+                    self.rules.endpoints_known = api != SliceApi::Neither;
+                    match api {
+                        SliceApi::V1 => streams.push(watch_stream(
                             Api::<EndpointSlice>::all(client.clone()),
                             |event| Input::Slice(Box::new(event)),
                             "EndpointSlice",
-                        ));
+                        )),
+                        SliceApi::V1beta1 => streams.push(watch_stream(
+                            Api::<EndpointSliceV1beta1>::all(client.clone()),
+                            |event| Input::BetaSlice(Box::new(event)),
+                            "EndpointSlice v1beta1",
+                        )),
+                        SliceApi::Neither => {}
                     }
                     self.publish();
                 }
@@ -308,6 +320,7 @@ impl ClusterWatcher {
                         Input::Service(event) => self.services.apply(*event),
                         Input::Node(event) => self.nodes.apply(*event),
                         Input::Slice(event) => self.slices.apply(*event),
+                        Input::BetaSlice(event) => self.beta_slices.apply(*event),
                         Input::WatchError(kind, error) => {
                             warn!(kind, %error, "watch failed; keeping the last known state and retrying");
                             false
@@ -331,20 +344,29 @@ impl ClusterWatcher {
     }
 
     fn synced(&self) -> bool {
-        self.services.synced
-            && self.nodes.synced
-            && self.slices_probed
-            && (!self.rules.endpoints_known || self.slices.synced)
+        let slices_synced = match self.slice_api {
+            None => false,
+            Some(SliceApi::V1) => self.slices.synced,
+            Some(SliceApi::V1beta1) => self.beta_slices.synced,
+            Some(SliceApi::Neither) => true,
+        };
+        self.services.synced && self.nodes.synced && slices_synced
     }
 
     fn publish(&self) {
         if !self.synced() {
             return;
         }
+        let converted: Vec<EndpointSlice> = self
+            .beta_slices
+            .objects
+            .values()
+            .map(placement::slice_from_v1beta1)
+            .collect();
         let placement = placement::placement(
             self.services.objects.values(),
             self.nodes.objects.values(),
-            self.slices.objects.values(),
+            self.slices.objects.values().chain(&converted),
             &self.rules,
         );
         let peers = placement::internal_ips(self.nodes.objects.values())
@@ -398,35 +420,65 @@ impl ClusterWatcher {
     }
 }
 
-/// Whether the API server serves EndpointSlices in [`ENDPOINT_SLICE_API`]. Retries until it
-/// gets an answer; logs once when it does not.
-async fn endpoint_slices_served(client: Client) -> bool {
+/// The EndpointSlice API version the API server serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SliceApi {
+    V1,
+    V1beta1,
+    Neither,
+}
+
+impl SliceApi {
+    /// The preferred version among those served.
+    fn choose(v1: bool, v1beta1: bool) -> Self {
+        match (v1, v1beta1) {
+            (true, _) => Self::V1,
+            (false, true) => Self::V1beta1,
+            (false, false) => Self::Neither,
+        }
+    }
+}
+
+/// Which EndpointSlice version to watch. Retries until the API server answers; logs the answer.
+async fn endpoint_slices_served(client: Client) -> SliceApi {
     loop {
-        match client.list_api_group_resources(ENDPOINT_SLICE_API).await {
-            Ok(list) => {
-                let served = list.resources.iter().any(|r| r.name == "endpointslices");
-                if served {
-                    info!(api = ENDPOINT_SLICE_API, "watching EndpointSlices");
-                } else {
-                    warn!(
-                        api = ENDPOINT_SLICE_API,
-                        "EndpointSlices not served: externalTrafficPolicy Local Services are eligible on every node"
-                    );
-                }
-                return served;
+        let answer = async {
+            let v1 = serves_endpoint_slices(&client, ENDPOINT_SLICE_V1).await?;
+            let v1beta1 = !v1 && serves_endpoint_slices(&client, ENDPOINT_SLICE_V1BETA1).await?;
+            Ok::<_, kube::Error>(SliceApi::choose(v1, v1beta1))
+        };
+        match answer.await {
+            Ok(SliceApi::V1) => {
+                info!(api = ENDPOINT_SLICE_V1, "watching EndpointSlices");
+                return SliceApi::V1;
             }
-            Err(kube::Error::Api(status)) if status.is_not_found() => {
-                warn!(
-                    api = ENDPOINT_SLICE_API,
-                    "API version not served (Kubernetes older than 1.21): externalTrafficPolicy Local Services are eligible on every node"
+            Ok(SliceApi::V1beta1) => {
+                info!(
+                    api = ENDPOINT_SLICE_V1BETA1,
+                    "watching EndpointSlices ({ENDPOINT_SLICE_V1} not served)"
                 );
-                return false;
+                return SliceApi::V1beta1;
+            }
+            Ok(SliceApi::Neither) => {
+                warn!(
+                    "EndpointSlices not served: externalTrafficPolicy Local Services are eligible on every node"
+                );
+                return SliceApi::Neither;
             }
             Err(error) => {
                 debug!(%error, "cannot ask whether EndpointSlices are served; asking again");
                 tokio::time::sleep(PROBE_RETRY).await;
             }
         }
+    }
+}
+
+/// Whether `group_version` lists `endpointslices`; a version that is not served is `false`.
+async fn serves_endpoint_slices(client: &Client, group_version: &str) -> Result<bool, kube::Error> {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "endpointslices")),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+        Err(error) => Err(error),
     }
 }
 
@@ -492,6 +544,14 @@ mod tests {
             ["192.0.2.2:7946".parse::<SocketAddr>().expect("address")]
         );
         assert!(absent_peers(&peers, &["a".to_owned(), "b".to_owned()].into()).is_empty());
+    }
+
+    #[test]
+    fn v1_is_preferred_and_v1beta1_used_only_without_it() {
+        assert_eq!(SliceApi::choose(true, true), SliceApi::V1);
+        assert_eq!(SliceApi::choose(true, false), SliceApi::V1);
+        assert_eq!(SliceApi::choose(false, true), SliceApi::V1beta1);
+        assert_eq!(SliceApi::choose(false, false), SliceApi::Neither);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   `node.kubernetes.io/exclude-from-external-load-balancers`, its `NetworkUnavailable`
 //!   condition is not `True`, and it matches the configured node selector;
 //! - with `externalTrafficPolicy: Local`, only eligible nodes with a ready endpoint of the
-//!   Service remain; a Local Service with no ready endpoint anywhere is not announced;
+//!   Service remain; a Local Service with no ready endpoint anywhere is not announced. Slices
+//!   come from `discovery.k8s.io/v1` or, on API servers before 1.21, from `v1beta1`
+//!   ([`EndpointSliceV1beta1`], turned into the v1 form by [`slice_from_v1beta1`]);
 //! - Services sharing an IP: the VIP's allowed set is the **intersection** of the Services'
 //!   sets, so the owner never sits on a node where kube-proxy would drop one of them (a Local
 //!   Service without a local endpoint). The controller only lets Services with compatible
@@ -16,8 +18,12 @@
 //!   shared VIP whose intersection is empty is not announced.
 
 use crate::ownership::VipPlacement;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::{Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 pub use swimlb_api::ClassFilter;
@@ -26,6 +32,96 @@ pub use swimlb_api::ClassFilter;
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
 /// The EndpointSlice label naming its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// The topology key that names an endpoint's node in `discovery.k8s.io/v1beta1`.
+pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
+
+/// An EndpointSlice as `discovery.k8s.io/v1beta1` serves it (Kubernetes 1.17 to 1.24; the only
+/// version before 1.21): the fields placement reads. k8s-openapi no longer has this version.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSliceV1beta1 {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub address_type: String,
+    /// `null` when the slice has no endpoints (the Service's pods are gone).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub endpoints: Vec<EndpointV1beta1>,
+}
+
+/// One endpoint of an [`EndpointSliceV1beta1`]. Its node is `nodeName` (1.20 behind the
+/// `EndpointSliceNodeName` gate, default from 1.21) or else the `kubernetes.io/hostname`
+/// topology entry, which the 1.20 EndpointSlice controller always fills in.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointV1beta1 {
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub addresses: Vec<String>,
+    #[serde(default)]
+    pub conditions: Option<EndpointConditions>,
+    #[serde(default)]
+    pub node_name: Option<String>,
+    #[serde(default)]
+    pub topology: Option<BTreeMap<String, String>>,
+}
+
+/// An absent or `null` list as an empty one: the API server writes `null` for empty lists.
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+impl kube::Resource for EndpointSliceV1beta1 {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "EndpointSlice".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "discovery.k8s.io".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1beta1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "endpointslices".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// The v1 form of a v1beta1 slice, for [`placement`]: same labels, endpoints with their node.
+pub fn slice_from_v1beta1(slice: &EndpointSliceV1beta1) -> EndpointSlice {
+    EndpointSlice {
+        metadata: slice.metadata.clone(),
+        address_type: slice.address_type.clone(),
+        endpoints: slice
+            .endpoints
+            .iter()
+            .map(|endpoint| Endpoint {
+                addresses: endpoint.addresses.clone(),
+                conditions: endpoint.conditions.clone(),
+                node_name: endpoint.node_name.clone().or_else(|| {
+                    endpoint
+                        .topology
+                        .as_ref()
+                        .and_then(|t| t.get(HOSTNAME_TOPOLOGY_KEY).cloned())
+                }),
+                ..Endpoint::default()
+            })
+            .collect(),
+        ports: None,
+    }
+}
 
 /// What decides eligibility besides the objects themselves.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -428,6 +524,95 @@ mod tests {
         };
         let got = placement(&services, &plain_nodes(), &[], &blind);
         assert_eq!(got[&ip("192.0.2.30")], set(&["a", "b", "c"]));
+    }
+
+    fn beta_slice(service: &str, endpoints: serde_json::Value) -> EndpointSliceV1beta1 {
+        serde_json::from_value(json!({
+            "apiVersion": "discovery.k8s.io/v1beta1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "namespace": "default",
+                "name": format!("{service}-beta"),
+                "labels": {SERVICE_NAME_LABEL: service},
+            },
+            "addressType": "IPv4",
+            "ports": [{"name": "", "port": 80, "protocol": "TCP"}],
+            "endpoints": endpoints,
+        }))
+        .expect("v1beta1 slice fixture")
+    }
+
+    #[test]
+    fn v1beta1_slices_name_the_node_by_node_name_or_hostname_topology() {
+        let services = [service(
+            "web",
+            json!({"externalTrafficPolicy": "Local"}),
+            &["192.0.2.30"],
+        )];
+        // As a 1.20 kube-controller-manager writes them: the node only in the topology.
+        let slices = [beta_slice(
+            "web",
+            json!([
+                {"addresses": ["10.0.0.1"], "conditions": {"ready": true},
+                 "topology": {HOSTNAME_TOPOLOGY_KEY: "a", "topology.kubernetes.io/zone": "z"}},
+                {"addresses": ["10.0.0.2"], "conditions": {"ready": false},
+                 "topology": {HOSTNAME_TOPOLOGY_KEY: "b"}},
+                {"addresses": ["10.0.0.3"], "nodeName": "c",
+                 "topology": {HOSTNAME_TOPOLOGY_KEY: "not-c"}},
+                {"addresses": ["10.0.0.4"]},
+            ]),
+        )];
+        let converted: Vec<EndpointSlice> = slices.iter().map(slice_from_v1beta1).collect();
+        let nodes: Vec<Option<&str>> = converted[0]
+            .endpoints
+            .iter()
+            .map(|e| e.node_name.as_deref())
+            .collect();
+        assert_eq!(nodes, [Some("a"), Some("b"), Some("c"), None]);
+        let got = placement(&services, &plain_nodes(), &converted, &rules());
+        assert_eq!(got[&ip("192.0.2.30")], set(&["a", "c"]));
+    }
+
+    #[test]
+    fn a_v1beta1_slice_without_endpoints_is_read() {
+        // As the API server sends a slice whose pods are all gone, and a watch bookmark.
+        let empty: EndpointSliceV1beta1 = serde_json::from_value(json!({
+            "kind": "EndpointSlice",
+            "apiVersion": "discovery.k8s.io/v1beta1",
+            "metadata": {"namespace": "default", "name": "web-x",
+                         "labels": {SERVICE_NAME_LABEL: "web"}},
+            "addressType": "IPv4",
+            "endpoints": null,
+            "ports": null,
+        }))
+        .expect("a slice with endpoints: null");
+        assert!(empty.endpoints.is_empty());
+        let null_addresses: EndpointSliceV1beta1 = serde_json::from_value(json!({
+            "metadata": {"namespace": "default", "name": "web-y"},
+            "endpoints": [{"addresses": null, "topology": {HOSTNAME_TOPOLOGY_KEY: "a"}}],
+        }))
+        .expect("an endpoint with addresses: null");
+        assert!(null_addresses.endpoints[0].addresses.is_empty());
+        let services = [service(
+            "web",
+            json!({"externalTrafficPolicy": "Local"}),
+            &["192.0.2.30"],
+        )];
+        let converted = [slice_from_v1beta1(&empty)];
+        assert!(placement(&services, &plain_nodes(), &converted, &rules()).is_empty());
+    }
+
+    #[test]
+    fn v1beta1_slices_keep_the_service_label() {
+        let slices = [beta_slice(
+            "other",
+            json!([{"addresses": ["10.0.0.1"], "topology": {HOSTNAME_TOPOLOGY_KEY: "a"}}]),
+        )];
+        let converted: Vec<EndpointSlice> = slices.iter().map(slice_from_v1beta1).collect();
+        let ready = ready_nodes(&converted);
+        let key = ("default".to_owned(), "other".to_owned());
+        assert_eq!(ready.get(&key), Some(&["a".to_owned()].into()));
+        assert_eq!(ready.len(), 1);
     }
 
     #[test]
