@@ -263,25 +263,32 @@ impl PoolDeclaration {
     }
 }
 
-/// The legacy ConfigMap document (`config` key).
+/// The legacy ConfigMap document (`config` key), as MetalLB defined it.
 #[derive(Debug, Deserialize)]
-struct LegacyConfig {
+pub struct LegacyConfig {
     #[serde(default, rename = "address-pools")]
-    address_pools: Vec<LegacyPool>,
+    pub address_pools: Vec<LegacyPool>,
+    /// Every other key (MetalLB's `peers`, `bgp-communities`, ...): swimlb ignores them, and
+    /// `swimlbctl migrate-metallb` lists them.
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
-struct LegacyPool {
+pub struct LegacyPool {
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
     #[serde(default)]
-    protocol: Option<String>,
+    pub protocol: Option<String>,
     #[serde(default)]
-    addresses: Vec<String>,
+    pub addresses: Vec<String>,
     #[serde(default, rename = "auto-assign")]
-    auto_assign: Option<bool>,
+    pub auto_assign: Option<bool>,
     #[serde(default, rename = "avoid-buggy-ips")]
-    avoid_buggy_ips: Option<bool>,
+    pub avoid_buggy_ips: Option<bool>,
+    /// Fields swimlb does not know (MetalLB's `bgp-advertisements`, ...).
+    #[serde(flatten)]
+    pub rest: BTreeMap<String, serde_json::Value>,
 }
 
 /// The ConfigMap key holding the legacy document.

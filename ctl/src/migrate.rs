@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use swimlb_controller::config::Selector;
+use swimlb_controller::config::{LegacyConfig, Selector};
 
 use crate::documents::Document;
 
@@ -33,31 +33,6 @@ pub struct Untranslated {
 }
 
 const LAYER2_ONLY: &str = "swimlb announces in layer 2 only (ARP/NDP); it has no BGP";
-
-/// The legacy ConfigMap document.
-#[derive(Debug, Deserialize)]
-struct LegacyConfig {
-    #[serde(default, rename = "address-pools")]
-    address_pools: Vec<LegacyPool>,
-    #[serde(flatten)]
-    rest: BTreeMap<String, Value>,
-}
-
-#[derive(Debug, Deserialize)]
-struct LegacyPool {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    protocol: Option<String>,
-    #[serde(default)]
-    addresses: Vec<String>,
-    #[serde(default, rename = "auto-assign")]
-    auto_assign: Option<bool>,
-    #[serde(default, rename = "avoid-buggy-ips")]
-    avoid_buggy_ips: Option<bool>,
-    #[serde(flatten)]
-    rest: BTreeMap<String, Value>,
-}
 
 /// A pool read from MetalLB configuration, before it is written out.
 struct MetalPool {
