@@ -934,21 +934,21 @@ impl Membership {
     }
 
     fn send_frame(&mut self, to: SocketAddr, kind: u8, body: &impl Serialize) {
-        let Ok(body) = postcard::to_allocvec(body) else {
-            return;
-        };
-        if let Some(datagram) = self.seal(to, kind, &body) {
+        if let Some(datagram) = self.frame(to, kind, body) {
             self.outbox.push_back(datagram);
         }
     }
 
     fn queue_paced(&mut self, to: SocketAddr, kind: u8, body: &impl Serialize) {
-        let Ok(body) = postcard::to_allocvec(body) else {
-            return;
-        };
-        if let Some(datagram) = self.seal(to, kind, &body) {
+        if let Some(datagram) = self.frame(to, kind, body) {
             self.paced.push_back(datagram);
         }
+    }
+
+    /// One of swimlb's own frames, encoded and sealed.
+    fn frame(&mut self, to: SocketAddr, kind: u8, body: &impl Serialize) -> Option<Datagram> {
+        let body = postcard::to_allocvec(body).ok()?;
+        self.seal(to, kind, &body)
     }
 
     /// Moves a burst of paced datagrams to the outbox, and comes back for the rest.
@@ -1191,23 +1191,26 @@ impl Membership {
         }
     }
 
-    /// Whether foca still holds `target`'s member at that incarnation and not as down.
+    /// The state foca holds for `target`'s member, if still at that generation and incarnation.
+    fn state_of(&self, target: &Target) -> Option<foca::State> {
+        self.swim
+            .iter_membership_state()
+            .find(|m| {
+                m.id().name == target.name
+                    && m.id().generation == target.generation
+                    && m.incarnation() == target.incarnation
+            })
+            .map(|m| m.state())
+    }
+
+    /// Whether `target` can still be confirmed: known at that incarnation and not down.
     fn still_suspectable(&self, target: &Target) -> bool {
-        self.swim.iter_membership_state().any(|m| {
-            m.id().name == target.name
-                && m.id().generation == target.generation
-                && m.incarnation() == target.incarnation
-                && m.state() != foca::State::Down
-        })
+        self.state_of(target)
+            .is_some_and(|state| state != foca::State::Down)
     }
 
     fn still_suspected(&self, target: &Target) -> bool {
-        self.swim.iter_membership_state().any(|m| {
-            m.id().name == target.name
-                && m.id().generation == target.generation
-                && m.incarnation() == target.incarnation
-                && m.state() == foca::State::Suspect
-        })
+        self.state_of(target) == Some(foca::State::Suspect)
     }
 
     fn holds_back_downs(&self) -> bool {

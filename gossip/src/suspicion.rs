@@ -134,10 +134,6 @@ impl<T> Suspicions<T> {
         self.own.contains_key(target)
     }
 
-    pub fn raised(&self) -> impl Iterator<Item = &Target> {
-        self.own.keys()
-    }
-
     fn deadline(&self, target: &Target, own: &Own<T>) -> Duration {
         if let Some(until) = own.held_until {
             return until;
