@@ -12,15 +12,14 @@
 //! - [`runtime`]: the event loop tying gossip, configuration and interfaces together;
 //! - [`http`] and [`metrics`]: `/metrics`, `/healthz`, `/readyz`, `/vips`.
 
-pub mod announce;
 pub mod config;
 pub mod datalink;
 pub mod http;
 pub mod interfaces;
 pub mod kubernetes;
 pub mod metrics;
-pub mod ownership;
 pub mod packet;
 pub mod placement;
 pub mod runtime;
-pub mod startup;
+
+pub use swimlb_speaker_core::{announce, ownership, startup};

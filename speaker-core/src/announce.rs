@@ -194,17 +194,26 @@ impl Announcements {
     /// Restarts the burst of every owned VIP whose burst started at least `min_interval`
     /// before `now`; returns those VIPs, whose first round is due at once.
     pub fn restart_bursts(&mut self, now: Instant, min_interval: Duration) -> Vec<IpAddr> {
-        let mut restarted = Vec::new();
-        for (vip, state) in &mut self.vips {
-            if now.saturating_duration_since(state.burst_start) < min_interval {
-                continue;
-            }
-            state.burst_start = now;
-            state.rounds = 0;
-            state.next_due = self.schedule.due(now, 0);
-            restarted.push(*vip);
+        let owned: Vec<IpAddr> = self.vips.keys().copied().collect();
+        owned
+            .into_iter()
+            .filter(|vip| self.restart_burst(now, *vip, min_interval))
+            .collect()
+    }
+
+    /// Restarts the burst of `vip` if it is owned and its burst started at least `min_interval`
+    /// before `now`; true when restarted (its first round is then due at once).
+    pub fn restart_burst(&mut self, now: Instant, vip: IpAddr, min_interval: Duration) -> bool {
+        let Some(state) = self.vips.get_mut(&vip) else {
+            return false;
+        };
+        if now.saturating_duration_since(state.burst_start) < min_interval {
+            return false;
         }
-        restarted
+        state.burst_start = now;
+        state.rounds = 0;
+        state.next_due = self.schedule.due(now, 0);
+        true
     }
 
     /// The earliest time any VIP is due, for the caller's timer.
