@@ -5,6 +5,8 @@
 //! The format is documented in the README ("Speaker (static mode)").
 
 use crate::announce::BurstSchedule;
+use crate::fence::ProbePolicy;
+use crate::flap::FlapPolicy;
 use crate::interfaces::DEFAULT_EXCLUDES;
 pub use crate::kubernetes::KubernetesConfig;
 use serde::Deserialize;
@@ -43,6 +45,59 @@ struct RawConfig {
     vips: Vec<RawVip>,
     #[serde(default)]
     kubernetes: Option<KubernetesConfig>,
+    #[serde(default)]
+    claims: RawClaims,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaims {
+    #[serde(default = "yes")]
+    fencing: bool,
+    /// 0 switches the flap hold-down off.
+    #[serde(default = "default_flap_returns")]
+    flap_max_returns: usize,
+    #[serde(default)]
+    flap_window_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    flap_hold_down_ms: Option<Spanned<u64>>,
+}
+
+impl Default for RawClaims {
+    fn default() -> Self {
+        Self {
+            fencing: true,
+            flap_max_returns: default_flap_returns(),
+            flap_window_ms: None,
+            flap_hold_down_ms: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_flap_returns() -> usize {
+    FlapPolicy::default().max_returns
+}
+
+/// How the speaker core decides its claims; changing them needs a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRules {
+    /// `None`: fencing off.
+    pub fencing: Option<ProbePolicy>,
+    /// `None`: flap hold-down off.
+    pub flap: Option<FlapPolicy>,
+}
+
+impl Default for ClaimRules {
+    fn default() -> Self {
+        Self {
+            fencing: Some(ProbePolicy::default()),
+            flap: Some(FlapPolicy::default()),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +155,7 @@ pub struct Config {
     pub vips: BTreeMap<IpAddr, Option<BTreeSet<String>>>,
     /// Kubernetes mode: VIPs from Services too, peers from Nodes.
     pub kubernetes: Option<KubernetesConfig>,
+    pub claims: ClaimRules,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -279,6 +335,7 @@ impl Config {
             };
             vips.insert(address, nodes);
         }
+        let claims = claim_rules(&raw.claims, path)?;
         let default_metrics: SocketAddr = DEFAULT_METRICS_ADDRESS
             .parse()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7472)));
@@ -300,6 +357,7 @@ impl Config {
             ),
             vips,
             kubernetes: raw.kubernetes,
+            claims,
         })
     }
 
@@ -324,8 +382,54 @@ impl Config {
         if self.kubernetes != newer.kubernetes {
             changed.push("kubernetes");
         }
+        if self.claims != newer.claims {
+            changed.push("claims");
+        }
         changed
     }
+}
+
+/// A positive duration in ms from an optional field, `default` when absent.
+fn positive_ms(
+    field: &Option<Spanned<u64>>,
+    name: &str,
+    default: Duration,
+    path: &Path,
+) -> Result<Duration, ConfigError> {
+    match field {
+        None => Ok(default),
+        Some(spanned) if spanned.value == 0 => Err(invalid(
+            path,
+            spanned.referenced.line(),
+            name,
+            "must be above 0 (set flap_max_returns: 0 to switch the hold-down off)",
+        )),
+        Some(spanned) => Ok(Duration::from_millis(spanned.value)),
+    }
+}
+
+fn claim_rules(raw: &RawClaims, path: &Path) -> Result<ClaimRules, ConfigError> {
+    let defaults = FlapPolicy::default();
+    let window = positive_ms(
+        &raw.flap_window_ms,
+        "claims.flap_window_ms",
+        defaults.window,
+        path,
+    )?;
+    let hold_down = positive_ms(
+        &raw.flap_hold_down_ms,
+        "claims.flap_hold_down_ms",
+        defaults.hold_down,
+        path,
+    )?;
+    Ok(ClaimRules {
+        fencing: raw.fencing.then(ProbePolicy::default),
+        flap: (raw.flap_max_returns > 0).then_some(FlapPolicy {
+            max_returns: raw.flap_max_returns,
+            window,
+            hold_down,
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -472,6 +576,40 @@ vips:
         assert!(error_text(&burst).contains(":12: announce.burst_ms"));
         let name = FULL.replace("node_name: node-1", "node_name: ' '");
         assert!(error_text(&name).contains(":1: node_name"));
+    }
+
+    #[test]
+    fn claim_rules_default_on_and_switch_off() {
+        let config = parse(FULL).expect("valid");
+        assert_eq!(config.claims, ClaimRules::default());
+        let off = parse(&format!(
+            "{FULL}claims:\n  fencing: false\n  flap_max_returns: 0\n"
+        ))
+        .expect("valid");
+        assert_eq!(off.claims.fencing, None);
+        assert_eq!(off.claims.flap, None);
+        let tuned = parse(&format!(
+            "{FULL}claims:\n  flap_max_returns: 5\n  flap_window_ms: 120000\n  flap_hold_down_ms: 10000\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            tuned.claims.flap,
+            Some(FlapPolicy {
+                max_returns: 5,
+                window: Duration::from_secs(120),
+                hold_down: Duration::from_secs(10),
+            })
+        );
+        let error =
+            parse(&format!("{FULL}claims:\n  flap_hold_down_ms: 0\n")).expect_err("zero hold-down");
+        assert!(
+            error.to_string().contains("claims.flap_hold_down_ms"),
+            "{error}"
+        );
+        assert_eq!(
+            parse(FULL).expect("valid").restart_only_changes(&tuned),
+            vec!["claims"]
+        );
     }
 
     #[test]

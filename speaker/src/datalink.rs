@@ -1,6 +1,8 @@
 //! The edge between the pure packet code and one network interface: a raw packet socket
-//! (pnet datalink channel) with a receive thread that answers requests for owned VIPs, a
-//! sender shared with the announcer, and the IPv6 solicited-node groups of owned VIPs.
+//! (pnet datalink channel) with a receive thread that answers requests for owned VIPs and
+//! reports claims of watched VIPs from other MACs, a send thread fed by a bounded queue (so
+//! neither the event loop nor the receive thread ever waits on the socket), and the IPv6
+//! solicited-node groups of owned VIPs.
 
 use crate::interfaces::SelectedInterface;
 use crate::metrics::Metrics;
@@ -10,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -17,12 +20,17 @@ use tracing::{debug, info_span, trace, warn};
 
 /// How often a receive thread wakes without traffic to check whether it should stop.
 const RECEIVE_POLL: Duration = Duration::from_millis(200);
+/// Frames waiting for the send thread of one interface; beyond this they are dropped and
+/// counted (a burst for 4,000 VIPs fits).
+const SEND_QUEUE: usize = 8192;
 
 /// The VIPs this node answers for, shared by every interface thread. Replaced as a whole by the
 /// owner computation; a VIP removed here is not answered from the next frame on.
 #[derive(Debug, Default)]
 pub struct OwnedSet {
     vips: RwLock<BTreeSet<IpAddr>>,
+    /// Every VIP of the placement: claims of these from other MACs go to the speaker core.
+    watched: RwLock<BTreeSet<IpAddr>>,
     /// Set while draining: the successors' announcements are expected, not conflicts.
     draining: AtomicBool,
 }
@@ -35,8 +43,33 @@ impl OwnedSet {
             .contains(&vip)
     }
 
+    pub fn insert(&self, vip: IpAddr) {
+        self.vips
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(vip);
+    }
+
+    pub fn remove(&self, vip: IpAddr) {
+        self.vips
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&vip);
+    }
+
     pub fn replace(&self, vips: BTreeSet<IpAddr>) {
         *self.vips.write().unwrap_or_else(PoisonError::into_inner) = vips;
+    }
+
+    pub fn watch(&self, vips: BTreeSet<IpAddr>) {
+        *self.watched.write().unwrap_or_else(PoisonError::into_inner) = vips;
+    }
+
+    fn watches(&self, vip: IpAddr) -> bool {
+        self.watched
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&vip)
     }
 
     pub fn set_draining(&self) {
@@ -62,7 +95,7 @@ pub enum DatalinkError {
     },
     #[error("{0}: the packet socket is not an Ethernet channel")]
     NotEthernet(String),
-    #[error("cannot start the receive thread for {interface}: {source}")]
+    #[error("cannot start the threads for {interface}: {source}")]
     Thread {
         interface: String,
         source: io::Error,
@@ -72,10 +105,14 @@ pub enum DatalinkError {
 /// One interface the speaker answers and announces on.
 pub struct InterfaceChannel {
     pub interface: SelectedInterface,
-    sender: Mutex<Box<dyn DataLinkSender>>,
+    frames: SyncSender<Vec<u8>>,
     groups: Mutex<MulticastGroups>,
     metrics: Metrics,
 }
+
+/// Where a receive thread reports a watched VIP claimed by another MAC. Full: the claim is
+/// dropped (another one follows within the burst).
+pub type ClaimSink = tokio::sync::mpsc::Sender<IpAddr>;
 
 impl std::fmt::Debug for InterfaceChannel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,10 +124,11 @@ impl std::fmt::Debug for InterfaceChannel {
 
 impl InterfaceChannel {
     /// Opens the packet socket on `interface` and starts its receive thread, which runs until
-    /// `stop` is set.
+    /// `stop` is set, and its send thread, which ends with the last handle to the channel.
     pub fn open(
         interface: SelectedInterface,
         owned: Arc<OwnedSet>,
+        claims: ClaimSink,
         metrics: Metrics,
         stop: Arc<AtomicBool>,
     ) -> Result<(Arc<InterfaceChannel>, JoinHandle<()>), DatalinkError> {
@@ -116,21 +154,28 @@ impl InterfaceChannel {
                 });
             }
         };
+        let (frames, queue) = mpsc::sync_channel(SEND_QUEUE);
+        let thread_error = |source| DatalinkError::Thread {
+            interface: interface.name.clone(),
+            source,
+        };
+        let send_metrics = metrics.clone();
+        let send_name = interface.name.clone();
+        std::thread::Builder::new()
+            .name(format!("tx-{}", interface.name))
+            .spawn(move || send_loop(sender, &queue, &send_metrics, &send_name))
+            .map_err(thread_error)?;
         let channel = Arc::new(InterfaceChannel {
             groups: Mutex::new(MulticastGroups::new(interface.index)),
-            interface,
-            sender: Mutex::new(sender),
+            interface: interface.clone(),
+            frames,
             metrics,
         });
         let thread_channel = Arc::clone(&channel);
-        let name = format!("rx-{}", channel.interface.name);
         let thread = std::thread::Builder::new()
-            .name(name)
-            .spawn(move || thread_channel.receive_loop(receiver, &owned, &stop))
-            .map_err(|source| DatalinkError::Thread {
-                interface: channel.interface.name.clone(),
-                source,
-            })?;
+            .name(format!("rx-{}", interface.name))
+            .spawn(move || thread_channel.receive_loop(receiver, &owned, &claims, &stop))
+            .map_err(thread_error)?;
         Ok((channel, thread))
     }
 
@@ -138,6 +183,7 @@ impl InterfaceChannel {
         &self,
         mut receiver: Box<dyn DataLinkReceiver>,
         owned: &OwnedSet,
+        claims: &ClaimSink,
         stop: &AtomicBool,
     ) {
         let span = info_span!("responder", interface = %self.interface.name);
@@ -166,7 +212,13 @@ impl InterfaceChannel {
                     let Some((vip, mac)) = packet::claimed_address(frame) else {
                         continue;
                     };
-                    if mac == local_mac || !owned.contains(vip) || owned.draining() {
+                    if mac == local_mac || owned.draining() {
+                        continue;
+                    }
+                    if owned.watches(vip) && claims.try_send(vip).is_err() {
+                        self.metrics.claims_dropped.inc();
+                    }
+                    if !owned.contains(vip) {
                         continue;
                     }
                     let counter = match vip {
@@ -210,19 +262,38 @@ impl InterfaceChannel {
                 packet::solicited_advertisement(&ns, ns.target, local_mac)
             }
         };
-        self.send(&reply);
+        self.send(reply);
     }
 
-    fn send(&self, frame: &[u8]) {
-        let mut sender = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
-        match sender.send_to(frame, None) {
-            Some(Ok(())) => {}
-            Some(Err(error)) => {
-                self.metrics.send_errors.inc();
-                debug!(interface = %self.interface.name, %error, "sending a frame failed");
+    /// Queues `frame` for the send thread; never waits.
+    fn send(&self, frame: Vec<u8>) {
+        match self.frames.try_send(frame) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.metrics.frames_dropped.inc();
             }
-            None => {
+            Err(TrySendError::Disconnected(_)) => {
                 self.metrics.send_errors.inc();
+            }
+        }
+    }
+
+    /// Asks the link whether another host holds `vip`: an ARP probe (RFC 5227: sender IP
+    /// 0.0.0.0, so no neighbour cache learns from it) or, for IPv6, a solicitation from this
+    /// interface's link-local address. Answers come back as claims.
+    pub fn probe(&self, vip: IpAddr) {
+        let mac = self.interface.mac;
+        match vip {
+            IpAddr::V4(v4) => {
+                self.send(packet::arp_probe(v4, mac));
+                self.metrics.arp.probes.inc();
+            }
+            IpAddr::V6(v6) => {
+                let Some(source) = self.interface.link_local else {
+                    return;
+                };
+                self.send(packet::neighbor_solicitation(v6, source, mac));
+                self.metrics.ndp.probes.inc();
             }
         }
     }
@@ -233,12 +304,12 @@ impl InterfaceChannel {
         let mac = self.interface.mac;
         match vip {
             IpAddr::V4(v4) => {
-                self.send(&packet::gratuitous_arp_request(v4, mac));
-                self.send(&packet::gratuitous_arp_reply(v4, mac));
+                self.send(packet::gratuitous_arp_request(v4, mac));
+                self.send(packet::gratuitous_arp_reply(v4, mac));
                 self.metrics.arp.gratuitous.inc_by(2);
             }
             IpAddr::V6(v6) => {
-                self.send(&packet::unsolicited_advertisement(v6, v6, mac));
+                self.send(packet::unsolicited_advertisement(v6, v6, mac));
                 self.metrics.ndp.gratuitous.inc();
             }
         }
@@ -261,6 +332,29 @@ impl InterfaceChannel {
 
     pub fn mac(&self) -> Mac {
         self.interface.mac
+    }
+}
+
+/// Sends queued frames until every handle to the queue is gone.
+fn send_loop(
+    mut sender: Box<dyn DataLinkSender>,
+    queue: &mpsc::Receiver<Vec<u8>>,
+    metrics: &Metrics,
+    interface: &str,
+) {
+    let span = info_span!("sender", interface);
+    let _entered = span.enter();
+    for frame in queue {
+        match sender.send_to(&frame, None) {
+            Some(Ok(())) => {}
+            Some(Err(error)) => {
+                metrics.send_errors.inc();
+                debug!(%error, "sending a frame failed");
+            }
+            None => {
+                metrics.send_errors.inc();
+            }
+        }
     }
 }
 

@@ -16,19 +16,20 @@ use crate::ownership::VipPlacement;
 use crate::placement::{self, ClassFilter, EndpointSliceV1beta1, PlacementRules};
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::core::v1::{Node, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client, Resource, ResourceExt};
+use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use swimlb_api::annotations::DEFAULT_LOAD_BALANCER_CLASS;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 /// The API versions EndpointSlices are read from, preferred first.
@@ -146,6 +147,7 @@ pub async fn start(
     node_name: String,
     gossip_port: u16,
     owned: watch::Receiver<BTreeSet<IpAddr>>,
+    events_dropped: Counter,
 ) -> Result<watch::Receiver<ClusterView>, KubernetesError> {
     let client = client(&config).await?;
     let (view_tx, view_rx) = watch::channel(ClusterView::default());
@@ -155,6 +157,10 @@ pub async fn start(
             controller: "swimlb-speaker".to_owned(),
             instance: Some(node_name.clone()),
         },
+    );
+    let (events, queue) = mpsc::channel(EVENT_QUEUE);
+    tokio::spawn(
+        record_events(recorder, queue).instrument(info_span!("events", node = %node_name)),
     );
     let watcher = ClusterWatcher {
         rules: PlacementRules {
@@ -173,7 +179,8 @@ pub async fn start(
         beta_slices: Store::default(),
         slice_api: None,
         announced: BTreeSet::new(),
-        recorder,
+        events,
+        events_dropped,
         view: view_tx,
     };
     tokio::spawn(
@@ -275,7 +282,9 @@ struct ClusterWatcher {
     slice_api: Option<SliceApi>,
     /// The VIPs this node announced when last told, for `nodeAssigned` Events.
     announced: BTreeSet<IpAddr>,
-    recorder: Recorder,
+    /// Events for the recorder task: the watch loop never waits for an API write.
+    events: mpsc::Sender<(Event, ObjectReference)>,
+    events_dropped: Counter,
     view: watch::Sender<ClusterView>,
 }
 
@@ -336,7 +345,7 @@ impl ClusterWatcher {
                         continue;
                     }
                     let now = owned.borrow_and_update().clone();
-                    self.record_assignments(now).await;
+                    self.record_assignments(now);
                 }
             }
         }
@@ -393,8 +402,10 @@ impl ClusterWatcher {
         });
     }
 
-    /// Records `nodeAssigned` on the Services of every VIP this node just started announcing.
-    async fn record_assignments(&mut self, owned: BTreeSet<IpAddr>) {
+    /// Queues `nodeAssigned` for the Services of every VIP this node just started announcing;
+    /// when the queue is full (a large failover against a slow API server) the Event is
+    /// dropped and counted, never waited for.
+    fn record_assignments(&mut self, owned: BTreeSet<IpAddr>) {
         let gained: Vec<IpAddr> = owned.difference(&self.announced).copied().collect();
         self.announced = owned;
         for vip in gained {
@@ -408,14 +419,27 @@ impl ClusterWatcher {
                     action: "Announce".to_owned(),
                     secondary: None,
                 };
-                if let Err(error) = self
-                    .recorder
-                    .publish(&event, &service.object_ref(&()))
-                    .await
+                if self
+                    .events
+                    .try_send((event, service.object_ref(&())))
+                    .is_err()
                 {
-                    warn!(%error, %vip, service = %service.name_any(), "cannot record the nodeAssigned Event");
+                    self.events_dropped.inc();
                 }
             }
+        }
+    }
+}
+
+/// How many Events may wait for the API server.
+const EVENT_QUEUE: usize = 256;
+
+/// Records queued Events one at a time until the watcher is gone.
+async fn record_events(recorder: Recorder, mut queue: mpsc::Receiver<(Event, ObjectReference)>) {
+    while let Some((event, object)) = queue.recv().await {
+        if let Err(error) = recorder.publish(&event, &object).await {
+            warn!(%error, object = object.name.as_deref().unwrap_or("-"),
+                reason = %event.reason, "cannot record an Event");
         }
     }
 }

@@ -22,4 +22,4 @@ pub mod packet;
 pub mod placement;
 pub mod runtime;
 
-pub use swimlb_speaker_core::{announce, ownership, startup};
+pub use swimlb_speaker_core::{announce, fence, flap, ownership, startup};

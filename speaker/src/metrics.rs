@@ -65,6 +65,8 @@ pub struct ProtocolCounters {
     pub gratuitous: Counter,
     /// Frames from another MAC claiming a VIP this node announces.
     pub conflicts: Counter,
+    /// Probes sent while fenced: ARP probes, or solicitations for IPv6.
+    pub probes: Counter,
 }
 
 /// Every metric the speaker exports. Cheap to clone: the metrics share their storage.
@@ -74,6 +76,11 @@ pub struct Metrics {
     pub ndp: ProtocolCounters,
     pub ignored: Family<ReasonLabel, Counter>,
     pub send_errors: Counter,
+    pub frames_dropped: Counter,
+    pub claims_dropped: Counter,
+    pub events_dropped: Counter,
+    pub fenced: Gauge,
+    pub held_down: Counter,
     pub vip_announced: Family<IpLabel, Gauge>,
     pub vips_announced: Gauge,
     pub members: Family<StateLabel, Gauge>,
@@ -93,17 +100,24 @@ impl Metrics {
         let replies: Family<ProtocolLabel, Counter> = Family::default();
         let gratuitous: Family<ProtocolLabel, Counter> = Family::default();
         let conflicts: Family<ProtocolLabel, Counter> = Family::default();
+        let probes: Family<ProtocolLabel, Counter> = Family::default();
         let counters = |protocol: &'static str| ProtocolCounters {
             requests: requests.get_or_create_owned(&ProtocolLabel { protocol }),
             replies: replies.get_or_create_owned(&ProtocolLabel { protocol }),
             gratuitous: gratuitous.get_or_create_owned(&ProtocolLabel { protocol }),
             conflicts: conflicts.get_or_create_owned(&ProtocolLabel { protocol }),
+            probes: probes.get_or_create_owned(&ProtocolLabel { protocol }),
         };
         let metrics = Metrics {
             arp: counters("arp"),
             ndp: counters("ndp"),
             ignored: Family::default(),
             send_errors: Counter::default(),
+            frames_dropped: Counter::default(),
+            claims_dropped: Counter::default(),
+            events_dropped: Counter::default(),
+            fenced: Gauge::default(),
+            held_down: Counter::default(),
             vip_announced: Family::default(),
             vips_announced: Gauge::default(),
             members: Family::default(),
@@ -148,6 +162,12 @@ impl Metrics {
             conflicts,
         );
         registry.register(
+            "probes_sent",
+            "ARP probes and neighbor solicitations sent while fenced, asking whether another host \
+             holds a VIP",
+            probes,
+        );
+        registry.register(
             "frames_malformed",
             "ARP and neighbor discovery frames dropped as malformed, by reason",
             metrics.ignored.clone(),
@@ -156,6 +176,32 @@ impl Metrics {
             "send_errors",
             "Frames the speaker failed to send",
             metrics.send_errors.clone(),
+        );
+        registry.register(
+            "frames_dropped",
+            "Frames dropped because an interface's send queue was full",
+            metrics.frames_dropped.clone(),
+        );
+        registry.register(
+            "claims_dropped",
+            "Claims of VIPs by other MACs dropped because the event loop's queue was full",
+            metrics.claims_dropped.clone(),
+        );
+        registry.register(
+            "events_dropped",
+            "Kubernetes Events not recorded because the recorder's queue was full",
+            metrics.events_dropped.clone(),
+        );
+        registry.register(
+            "fenced",
+            "1 while this node cannot trust its view of the cluster and claims only VIPs nobody \
+             else answers for",
+            metrics.fenced.clone(),
+        );
+        registry.register(
+            "flap_hold_downs",
+            "Times a member (this node included) was put in the flap hold-down",
+            metrics.held_down.clone(),
         );
         registry.register(
             "announced",
@@ -187,8 +233,9 @@ impl Metrics {
         );
         registry.register(
             "reannouncements",
-            "Restarts of the announcement burst of every owned VIP, after this node's identity \
-             was renewed or another member rejoined",
+            "Restarts of announcement bursts: of every owned VIP after this node's identity was \
+             renewed, another member rejoined or this node's isolation ended; of one VIP when \
+             another MAC claimed it",
             metrics.reannouncements.clone(),
         );
         registry.register(
@@ -252,6 +299,8 @@ mod tests {
             "swimlb_speaker_gossip_events_total{event=\"down\"} 1",
             "swimlb_speaker_gossip_events_total{event=\"renewed\"} 0",
             "swimlb_speaker_reannouncements_total 0",
+            "swimlb_speaker_probes_sent_total{protocol=\"arp\"} 0",
+            "swimlb_speaker_fenced 0",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

@@ -406,6 +406,21 @@ pub fn gratuitous_arp_request(vip: Ipv4Addr, local_mac: Mac) -> Vec<u8> {
     )
 }
 
+/// A broadcast ARP probe for `vip` (RFC 5227: sender IP 0.0.0.0, so no neighbour cache
+/// learns from it). A host holding `vip` answers with a reply to `local_mac`.
+pub fn arp_probe(vip: Ipv4Addr, local_mac: Mac) -> Vec<u8> {
+    arp_frame(
+        Mac::BROADCAST,
+        ArpFields {
+            operation: ARP_REQUEST,
+            sender_mac: local_mac,
+            sender_ip: Ipv4Addr::UNSPECIFIED,
+            target_mac: Mac::ZERO,
+            target_ip: vip,
+        },
+    )
+}
+
 /// A broadcast gratuitous ARP reply (target MAC = sender MAC, which Linux requires before it
 /// treats a reply as gratuitous), for hosts that only listen to replies.
 pub fn gratuitous_arp_reply(vip: Ipv4Addr, local_mac: Mac) -> Vec<u8> {
@@ -483,7 +498,8 @@ pub fn unsolicited_advertisement(vip: Ipv6Addr, source_ip: Ipv6Addr, local_mac: 
 }
 
 /// A Neighbor Solicitation for `target` from `source_ip` with a source link-layer option, sent
-/// to the target's solicited-node group. The speaker never sends these; tests and tools do.
+/// to the target's solicited-node group. The speaker sends these to probe for IPv6 VIPs while
+/// fenced (from its link-local address); tests and tools send them as clients.
 pub fn neighbor_solicitation(target: Ipv6Addr, source_ip: Ipv6Addr, source_mac: Mac) -> Vec<u8> {
     let group = solicited_node_group(target);
     let mut icmp = [0u8; ND_FIXED_LEN + 8];
@@ -665,6 +681,23 @@ mod tests {
                 target_ip: Ipv4Addr::new(192, 0, 2, 200),
             })
         );
+    }
+
+    #[test]
+    fn an_arp_probe_is_answered_by_the_holder_and_its_answer_is_a_claim() {
+        let vip = Ipv4Addr::new(192, 0, 2, 200);
+        let probe = arp_probe(vip, CLIENT_MAC);
+        assert_eq!(
+            arp_fields(&probe),
+            Some((1, CLIENT_MAC, Ipv4Addr::UNSPECIFIED, Mac::ZERO, vip))
+        );
+        assert_eq!(claimed_address(&probe), None, "a probe claims nothing");
+        let Ok(Request::Arp(request)) = parse_frame(&probe, LOCAL_MAC) else {
+            panic!("a probe is a request to answer");
+        };
+        let answer = arp_reply(&request, vip, LOCAL_MAC);
+        assert_eq!(&answer[0..6], &CLIENT_MAC.0, "answered to the prober");
+        assert_eq!(claimed_address(&answer), Some((IpAddr::V4(vip), LOCAL_MAC)));
     }
 
     #[test]

@@ -9,17 +9,13 @@
 //! Drain (SIGTERM): leave the gossip cluster first, so successors learn at once and announce;
 //! keep answering requests, but send no more gratuitous rounds, for `drain_grace`; then stop.
 
-use crate::announce::{
-    Announcements, REANNOUNCE_DELAY, REANNOUNCE_MIN_INTERVAL, calls_for_reannouncement,
-};
 use crate::config::{Config, ConfigError};
-use crate::datalink::{DatalinkError, InterfaceChannel, OwnedSet};
+use crate::datalink::{ClaimSink, DatalinkError, InterfaceChannel, OwnedSet};
 use crate::http::{self, Holding, Status};
 use crate::interfaces::{self, Selection, SelectionError};
 use crate::kubernetes::{self, ClusterView, KubernetesError};
 use crate::metrics::{ChangeLabel, EventLabel, IpLabel, Metrics, ResultLabel, StateLabel};
-use crate::ownership::{VipPlacement, owned_vips, owner_of};
-use crate::startup::StartupHold;
+use crate::startup::{HoldTimes, StartupHold};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -30,9 +26,10 @@ use std::time::{Duration, SystemTime};
 use swimlb_gossip::driver::{self, DriverConfig, DriverError, GossipHandle};
 use swimlb_gossip::envelope::KeyError;
 use swimlb_gossip::{KeyRing, MembershipEvent};
+use swimlb_speaker_core::{CoreConfig, Effect, Notice, Reason, SpeakerCore};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -40,6 +37,11 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A suspicion older than this is not the start of the failure that moves a VIP now.
 const TROUBLE_MEMORY: Duration = Duration::from_secs(10);
+/// Claims of VIPs by other MACs waiting for the event loop; more are dropped and counted.
+const CLAIM_QUEUE: usize = 1024;
+/// Kubernetes mode does not know the cluster's size when it starts: the settle time is sized
+/// for this many members (fast: 300 ms, memberlist: 2 s).
+const KUBERNETES_SETTLE_SIZE: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -104,7 +106,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
 
     let selection = Selection::new(config.interfaces.clone(), &config.exclude_interfaces)?;
     let owned = Arc::new(OwnedSet::default());
-    let mut responders = Responders::new(selection, Arc::clone(&owned), metrics.clone());
+    let (claims_tx, claims) = mpsc::channel(CLAIM_QUEUE);
+    let mut responders = Responders::new(selection, Arc::clone(&owned), claims_tx, metrics.clone());
     responders.rescan(true);
     if responders.is_empty() {
         if config.interfaces.is_empty() {
@@ -131,14 +134,38 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         generation: None,
     })
     .await?;
-    if config.kubernetes.is_none() && !config.gossip.peers.is_empty() {
-        // Static mode: the configured peers and this node are the members to expect.
-        let own = gossip.identity().addr;
-        let peers: BTreeSet<_> = config.gossip.peers.iter().filter(|p| **p != own).collect();
-        if let Err(error) = gossip.set_expected_members(peers.len() + 1).await {
-            warn!(%error, "cannot tell the gossip task how many members to expect");
-        }
+    // Static mode: the configured peers and this node are the members to expect. Kubernetes
+    // mode expects none: the DaemonSet may run on a subset of the Nodes, so only a speaker that
+    // gets no answer at all counts as isolated there.
+    let own = gossip.identity().addr;
+    let static_peers: BTreeSet<_> = config.gossip.peers.iter().filter(|p| **p != own).collect();
+    if config.kubernetes.is_none()
+        && !static_peers.is_empty()
+        && let Err(error) = gossip.set_expected_members(static_peers.len() + 1).await
+    {
+        warn!(%error, "cannot tell the gossip task how many members to expect");
     }
+    let timing = config.gossip.preset.timing();
+    let hold = match config.kubernetes {
+        None => StartupHold::known_at(
+            HoldTimes::for_timing(&timing, static_peers.len() + 1),
+            std_now(),
+            !static_peers.is_empty(),
+        ),
+        Some(_) => StartupHold::new(HoldTimes::for_timing(&timing, KUBERNETES_SETTLE_SIZE)),
+    };
+    let mut core = SpeakerCore::new(
+        CoreConfig {
+            node: config.node_name.clone(),
+            schedule: config.schedule.clone(),
+            hold: HoldTimes::for_timing(&timing, static_peers.len() + 1),
+            fencing: config.claims.fencing,
+            flap: config.claims.flap,
+        },
+        hold,
+    );
+    owned.watch(config.vips.keys().copied().collect());
+    core.set_placement(std_now(), config.vips.clone());
     info!(node = %config.node_name, preset = config.gossip.preset.name(), vips = config.vips.len(),
         kubernetes = config.kubernetes.is_some(), "speaker started");
     let (owned_tx, owned_rx) = watch::channel(BTreeSet::new());
@@ -149,6 +176,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
                 config.node_name.clone(),
                 config.gossip.bind.port(),
                 owned_rx,
+                metrics.events_dropped.clone(),
             )
             .await?,
         ),
@@ -156,8 +184,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     };
 
     let mut speaker = Speaker {
-        announcements: Announcements::new(config.schedule.clone()),
-        placement: config.vips.clone(),
+        core,
+        claims,
         config,
         cluster,
         cluster_view: ClusterView::default(),
@@ -170,8 +198,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         responders,
         live: BTreeSet::new(),
         trouble_since: BTreeMap::new(),
-        seen_down: BTreeSet::new(),
-        reannounce_at: None,
+        failovers: BTreeMap::new(),
     };
     let span = info_span!("speaker", node = %speaker.config.node_name);
     let result = speaker.event_loop(gossip).instrument(span).await;
@@ -197,15 +224,22 @@ struct Responder {
 struct Responders {
     selection: Selection,
     owned: Arc<OwnedSet>,
+    claims: ClaimSink,
     metrics: Metrics,
     active: BTreeMap<String, Responder>,
 }
 
 impl Responders {
-    fn new(selection: Selection, owned: Arc<OwnedSet>, metrics: Metrics) -> Self {
+    fn new(
+        selection: Selection,
+        owned: Arc<OwnedSet>,
+        claims: ClaimSink,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             selection,
             owned,
+            claims,
             metrics,
             active: BTreeMap::new(),
         }
@@ -258,6 +292,7 @@ impl Responders {
             match InterfaceChannel::open(
                 interface,
                 Arc::clone(&self.owned),
+                self.claims.clone(),
                 self.metrics.clone(),
                 Arc::clone(&stop),
             ) {
@@ -298,9 +333,10 @@ struct Speaker {
     status: Arc<Status>,
     owned: Arc<OwnedSet>,
     responders: Responders,
-    announcements: Announcements,
-    /// The static VIPs merged with the Kubernetes ones (a static entry wins).
-    placement: VipPlacement,
+    /// Every claim rule; this loop only executes its effects.
+    core: SpeakerCore,
+    /// Claims of watched VIPs by other MACs, from the receive threads.
+    claims: mpsc::Receiver<IpAddr>,
     /// Kubernetes mode: the cluster view, taken by the event loop.
     cluster: Option<watch::Receiver<ClusterView>>,
     cluster_view: ClusterView,
@@ -308,14 +344,17 @@ struct Speaker {
     joined: BTreeSet<SocketAddr>,
     /// The VIPs this node announces, for the Kubernetes edge's Events.
     owned_tx: watch::Sender<BTreeSet<IpAddr>>,
-    /// The live members the owned set was last computed from (this node included).
+    /// The live members as the gossip layer last reported them.
     live: BTreeSet<String>,
     /// When this node first saw each member suspected or down: the start of a failover.
     trouble_since: BTreeMap<String, Instant>,
-    /// Members this node saw down and has not seen rejoin with a new generation.
-    seen_down: BTreeSet<String>,
-    /// When the bursts of every owned VIP restart, after a renewal or a rejoin.
-    reannounce_at: Option<Instant>,
+    /// VIPs just inherited from a failed member, with the start of that failure: observed
+    /// into `failover_seconds` when their first announcement goes out.
+    failovers: BTreeMap<IpAddr, Instant>,
+}
+
+fn std_now() -> std::time::Instant {
+    Instant::now().into_std()
 }
 
 impl Speaker {
@@ -328,38 +367,25 @@ impl Speaker {
         let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
         let mut rescan = tokio::time::interval_at(Instant::now() + RESCAN_PERIOD, RESCAN_PERIOD);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-
-        // In Kubernetes mode the peers come from the Nodes, so a starting speaker expects some.
-        let mut hold = StartupHold::new(
-            Instant::now().into_std(),
-            !self.config.gossip.peers.is_empty() || self.config.kubernetes.is_some(),
-        );
         let mut cluster = self.cluster.take();
         let mut rejoin = tokio::time::interval_at(
             Instant::now() + kubernetes::REJOIN_PERIOD,
             kubernetes::REJOIN_PERIOD,
         );
-        let mut live = live_rx.borrow_and_update().clone();
-        hold.members_seen(Instant::now().into_std(), live.len());
-        if !hold.holding() {
-            self.recompute(&live, "started without peers");
-            self.status.set_ready(true);
-        }
+        self.live = live_rx.borrow_and_update().clone();
+        let now = std_now();
+        self.core.set_live(now, &self.live);
+        self.core.tick(now);
+        self.execute();
         loop {
-            let wake = hold
-                .deadline()
-                .or_else(|| self.announcements.next_due())
-                .map(Instant::from_std)
-                .into_iter()
-                .chain(self.reannounce_at)
-                .min();
+            let wake = self.core.next_deadline(std_now()).map(Instant::from_std);
             tokio::select! {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
-                _ = hangup.recv() => self.reload(&live),
+                _ = hangup.recv() => self.reload(),
                 _ = rescan.tick() => self.rescan_interfaces(),
                 _ = rejoin.tick(), if cluster.is_some() => {
-                    let absent = kubernetes::absent_peers(&self.cluster_view.peers, &live);
+                    let absent = kubernetes::absent_peers(&self.cluster_view.peers, &self.live);
                     if !absent.is_empty() {
                         debug!(peers = ?absent, "joining Nodes' speakers that are not live members");
                         if let Err(error) = gossip.join(absent).await {
@@ -375,39 +401,25 @@ impl Speaker {
                     };
                     let view = receiver.borrow_and_update().clone();
                     self.apply_cluster_view(&gossip, view).await;
-                    if !hold.holding() {
-                        self.recompute(&live, "Kubernetes objects changed");
-                    }
                 }
                 changed = live_rx.changed() => {
                     if changed.is_err() {
                         return Err(RunError::GossipStopped);
                     }
-                    live = live_rx.borrow_and_update().clone();
+                    self.live = live_rx.borrow_and_update().clone();
                     self.metrics.members.get_or_create(&StateLabel { state: "alive".into() })
-                        .set(live.len() as i64);
-                    if hold.holding() {
-                        hold.members_seen(Instant::now().into_std(), live.len());
-                    } else {
-                        self.recompute(&live, "membership changed");
-                    }
+                        .set(self.live.len() as i64);
+                    self.core.set_live(std_now(), &self.live);
                 }
                 event = events.recv() => match event {
                     Ok(event) => {
-                        let seen_down = match &event {
-                            MembershipEvent::Rejoined { new, .. } => self.seen_down.contains(&new.name),
-                            _ => false,
-                        };
-                        if !hold.holding()
-                            && calls_for_reannouncement(&event, &self.config.node_name, seen_down)
-                        {
-                            self.reannounce_at.get_or_insert(Instant::now() + REANNOUNCE_DELAY);
-                        }
-                        self.note_event(event);
+                        self.note_event(&event);
+                        self.core.membership_event(std_now(), &event);
                     }
                     Err(RecvError::Lagged(missed)) => warn!(missed, "missed membership events"),
                     Err(RecvError::Closed) => return Err(RunError::GossipStopped),
                 },
+                Some(vip) = self.claims.recv() => self.core.foreign_claim(std_now(), vip),
                 changed = stats.changed() => {
                     if changed.is_err() {
                         return Err(RunError::GossipStopped);
@@ -420,50 +432,33 @@ impl Speaker {
                         }
                     }
                 }
-                () = sleep_until_or_forever(wake) => {
-                    if hold.expire(Instant::now().into_std()) {
-                        info!(members = live.len(), "start-up hold over");
-                        self.recompute(&live, "joined the cluster");
-                        self.status.set_ready(true);
-                    } else if !hold.holding() {
-                        if self.reannounce_at.is_some_and(|at| at <= Instant::now()) {
-                            self.reannounce_at = None;
-                            self.reannounce();
-                        }
-                        self.announce_due();
-                    }
-                }
+                () = sleep_until_or_forever(wake) => self.core.tick(std_now()),
             }
+            self.execute();
         }
         self.drain(gossip, &mut terminate, &mut interrupt).await;
         Ok(())
     }
 
-    fn note_event(&mut self, event: MembershipEvent) {
+    /// Logs and counts a membership event, and remembers when each member's trouble began.
+    fn note_event(&mut self, event: &MembershipEvent) {
         let now = Instant::now();
         self.metrics
             .gossip_events
             .get_or_create(&EventLabel {
-                event: event_name(&event),
+                event: event_name(event),
             })
             .inc();
         match event {
-            MembershipEvent::Suspect(id) => {
-                self.trouble_since.entry(id.name).or_insert(now);
+            MembershipEvent::Suspect(id) | MembershipEvent::Down(id) => {
+                self.trouble_since.entry(id.name.clone()).or_insert(now);
             }
-            MembershipEvent::Down(id) => {
-                self.seen_down.insert(id.name.clone());
-                self.trouble_since.entry(id.name).or_insert(now);
-            }
-            // A member back with a new generation is reported Up before Rejoined: it stays in
-            // `seen_down` until then.
             MembershipEvent::Up(id) => {
                 self.trouble_since.remove(&id.name);
             }
             MembershipEvent::Rejoined { old, new } => {
                 info!(member = %new.name, old = old.generation, new = new.generation,
                     "member rejoined with a new generation");
-                self.seen_down.remove(&new.name);
                 self.trouble_since.remove(&new.name);
             }
             MembershipEvent::Isolated => warn!("isolated: no other live member is reachable"),
@@ -483,120 +478,138 @@ impl Speaker {
         }
     }
 
-    /// Recomputes the owned set from `live` and applies it: stop answering lost VIPs at once,
-    /// start answering and announcing gained ones.
-    fn recompute(&mut self, live: &BTreeSet<String>, why: &str) {
-        let now = Instant::now();
-        let mut live = live.clone();
-        live.insert(self.config.node_name.clone());
-        let previous_live = std::mem::replace(&mut self.live, live.clone());
-        let owned = owned_vips(&self.config.node_name, &self.placement, &live);
-        self.owned_tx.send_if_modified(|sent| {
-            let changed = *sent != owned;
-            sent.clone_from(&owned);
-            changed
-        });
-        // Answering stops (or starts) with this store, before any announcement goes out.
-        self.owned.replace(owned.clone());
-        let change = self.announcements.set_owned(now.into_std(), &owned);
-        if change.is_empty() {
-            return;
-        }
-        let gone: Vec<&String> = previous_live.difference(&live).collect();
-        let new: Vec<&String> = live.difference(&previous_live).collect();
-        let reason = match (gone.is_empty(), new.is_empty()) {
-            (true, true) => why.to_owned(),
-            _ => format!("{why}: gone {gone:?}, new {new:?}"),
-        };
-        for vip in &change.lost {
-            let new_owner = owner_of(
-                *vip,
-                self.placement.get(vip).and_then(Option::as_ref),
-                &live,
-            );
-            info!(%vip, new_owner = new_owner.unwrap_or("-"), %reason, "stopped announcing VIP");
-            if let IpAddr::V6(v6) = vip {
-                self.responders.channels().for_each(|c| c.leave(*v6));
+    /// Executes the core's effects: the owned store first (answering starts or stops with
+    /// it), then the frames, which the interfaces' send threads take from their queues.
+    fn execute(&mut self) {
+        let mut changed = false;
+        while let Some(effect) = self.core.poll_effect() {
+            match effect {
+                Effect::Claim {
+                    vip,
+                    previous_owner,
+                    reason,
+                } => {
+                    changed = true;
+                    self.claimed(vip, previous_owner, reason);
+                }
+                Effect::Release {
+                    vip,
+                    new_owner,
+                    reason,
+                } => {
+                    changed = true;
+                    self.released(vip, new_owner, reason);
+                }
+                Effect::Announce(vip) => {
+                    for channel in self.responders.channels() {
+                        channel.announce(vip);
+                    }
+                    if let Some(start) = self.failovers.remove(&vip) {
+                        self.metrics
+                            .failover_seconds
+                            .observe(start.elapsed().as_secs_f64());
+                    }
+                }
+                Effect::Probe(vip) => {
+                    for channel in self.responders.channels() {
+                        channel.probe(vip);
+                    }
+                }
+                Effect::Notice(notice) => self.notice(notice),
             }
-            self.metrics.vip_announced.remove(&IpLabel {
-                ip: vip.to_string(),
+        }
+        if changed {
+            let owned = self.core.owned();
+            self.metrics.vips_announced.set(owned.len() as i64);
+            self.owned_tx.send_if_modified(|sent| {
+                let differs = *sent != owned;
+                sent.clone_from(&owned);
+                differs
             });
-            self.metrics
-                .ownership_changes
-                .get_or_create(&ChangeLabel { change: "lost" })
-                .inc();
-        }
-        let mut failover_starts = Vec::new();
-        for vip in &change.gained {
-            let allowed = self.placement.get(vip).and_then(Option::as_ref);
-            let previous_owner = owner_of(*vip, allowed, &previous_live).map(str::to_owned);
-            info!(%vip, previous_owner = previous_owner.as_deref().unwrap_or("-"), %reason,
-                "announcing VIP");
-            if let IpAddr::V6(v6) = vip {
-                self.responders.channels().for_each(|c| c.join(*v6));
-            }
-            self.metrics
-                .vip_announced
-                .get_or_create(&IpLabel {
-                    ip: vip.to_string(),
-                })
-                .set(1);
-            self.metrics
-                .ownership_changes
-                .get_or_create(&ChangeLabel { change: "gained" })
-                .inc();
-            if let Some(previous) = previous_owner.filter(|p| !live.contains(p)) {
-                let start = self
-                    .trouble_since
-                    .get(&previous)
-                    .copied()
-                    .filter(|t| now.duration_since(*t) < TROUBLE_MEMORY)
-                    .unwrap_or(now);
-                failover_starts.push(start);
-            }
-        }
-        self.metrics
-            .vips_announced
-            .set(self.announcements.len() as i64);
-        let since = SystemTime::now();
-        self.status.update(|held| {
-            for vip in &change.lost {
-                held.remove(vip);
-            }
-            for vip in &change.gained {
-                held.insert(
-                    *vip,
-                    Holding {
-                        since,
-                        reason: reason.clone(),
-                    },
-                );
-            }
-        });
-        self.announce_due();
-        let announced = Instant::now();
-        for start in failover_starts {
-            self.metrics
-                .failover_seconds
-                .observe(announced.duration_since(start).as_secs_f64());
         }
     }
 
-    /// Restarts the burst of every owned VIP (rate-limited per VIP), so that after a heal the
-    /// last gratuitous frame clients see for a VIP is its owner's (see [`crate::announce`]).
-    fn reannounce(&mut self) {
-        let restarted = self
-            .announcements
-            .restart_bursts(Instant::now().into_std(), REANNOUNCE_MIN_INTERVAL);
-        if restarted.is_empty() {
-            return;
+    fn claimed(&mut self, vip: IpAddr, previous_owner: Option<String>, reason: Reason) {
+        info!(%vip, previous_owner = previous_owner.as_deref().unwrap_or("-"),
+            reason = reason.as_str(), "announcing VIP");
+        self.owned.insert(vip);
+        if let IpAddr::V6(v6) = vip {
+            self.responders.channels().for_each(|c| c.join(v6));
         }
-        info!(
-            vips = restarted.len(),
-            "re-announcing owned VIPs after a rejoin"
-        );
-        self.metrics.reannouncements.inc();
-        self.announce_due();
+        self.metrics
+            .vip_announced
+            .get_or_create(&IpLabel {
+                ip: vip.to_string(),
+            })
+            .set(1);
+        self.metrics
+            .ownership_changes
+            .get_or_create(&ChangeLabel { change: "gained" })
+            .inc();
+        if let Some(previous) = previous_owner.as_ref().filter(|p| !self.live.contains(*p)) {
+            let now = Instant::now();
+            let start = self
+                .trouble_since
+                .get(previous)
+                .copied()
+                .filter(|t| now.duration_since(*t) < TROUBLE_MEMORY)
+                .unwrap_or(now);
+            self.failovers.insert(vip, start);
+        }
+        let reason = match previous_owner {
+            Some(previous) => format!("{} (previous owner {previous})", reason.as_str()),
+            None => reason.as_str().to_owned(),
+        };
+        let since = SystemTime::now();
+        self.status.update(|held| {
+            held.insert(vip, Holding { since, reason });
+        });
+    }
+
+    fn released(&mut self, vip: IpAddr, new_owner: Option<String>, reason: Reason) {
+        info!(%vip, new_owner = new_owner.as_deref().unwrap_or("-"), reason = reason.as_str(),
+            "stopped announcing VIP");
+        self.owned.remove(vip);
+        self.failovers.remove(&vip);
+        if let IpAddr::V6(v6) = vip {
+            self.responders.channels().for_each(|c| c.leave(v6));
+        }
+        self.metrics.vip_announced.remove(&IpLabel {
+            ip: vip.to_string(),
+        });
+        self.metrics
+            .ownership_changes
+            .get_or_create(&ChangeLabel { change: "lost" })
+            .inc();
+        self.status.update(|held| {
+            held.remove(&vip);
+        });
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        match notice {
+            Notice::StartupOver { members } => {
+                info!(members, "start-up hold over");
+                self.status.set_ready(true);
+            }
+            Notice::Fenced(reason) => {
+                warn!(%reason, "fenced: claiming only VIPs that no other host answers for");
+                self.metrics.fenced.set(1);
+            }
+            Notice::FenceLifted => {
+                info!("fence lifted: claiming by the membership view again");
+                self.metrics.fenced.set(0);
+            }
+            Notice::HeldDown { member } => {
+                warn!(%member, "member keeps going down and coming back: held down, it owns no VIP for now");
+                self.metrics.held_down.inc();
+            }
+            Notice::HoldDownOver { member } => info!(%member, "flap hold-down over"),
+            Notice::Reasserted { vips, cause } => {
+                info!(vips, cause = cause.as_str(), "re-announcing owned VIPs");
+                self.metrics.reannouncements.inc();
+            }
+        }
     }
 
     /// Takes a new Kubernetes view: its VIPs, and joins peers not joined before.
@@ -617,28 +630,25 @@ impl Speaker {
                 Err(error) => warn!(%error, "cannot join the peers found in Nodes"),
             }
         }
+        let has_peers = !view.peers.is_empty();
         self.cluster_view = view;
         self.merge_placement();
+        // The first full list is in and the join was attempted: the hold's clock starts.
+        self.core.placement_known(std_now(), has_peers);
     }
 
+    /// Gives the core the static VIPs merged with the Kubernetes ones (a static entry wins).
     fn merge_placement(&mut self) {
         let mut placement = self.cluster_view.placement.clone();
         placement.extend(self.config.vips.clone());
-        self.placement = placement;
-    }
-
-    fn announce_due(&mut self) {
-        for vip in self.announcements.take_due(Instant::now().into_std()) {
-            for channel in self.responders.channels() {
-                channel.announce(vip);
-            }
-        }
+        self.owned.watch(placement.keys().copied().collect());
+        self.core.set_placement(std_now(), placement);
     }
 
     /// Picks up interfaces that appeared; a new one gets the owned IPv6 groups and one
     /// announcement round for every owned VIP, so the hosts behind it learn where they are.
     fn rescan_interfaces(&mut self) {
-        let owned = self.announcements.owned();
+        let owned = self.core.owned();
         for channel in self.responders.rescan(false) {
             for vip in &owned {
                 if let IpAddr::V6(v6) = vip {
@@ -649,7 +659,7 @@ impl Speaker {
         }
     }
 
-    fn reload(&mut self, live: &BTreeSet<String>) {
+    fn reload(&mut self) {
         match Config::load(&self.config_path) {
             Err(error) => {
                 error!(%error, "configuration reload failed; keeping the last good configuration");
@@ -670,14 +680,11 @@ impl Speaker {
                     .get_or_create(&ResultLabel { result: "ok" })
                     .inc();
                 self.metrics.config_last_reload_successful.set(1);
-                self.announcements.set_schedule(newer.schedule.clone());
+                self.core.set_schedule(newer.schedule.clone());
                 self.config.vips = newer.vips;
-                self.merge_placement();
                 self.config.schedule = newer.schedule;
                 self.config.drain_grace = newer.drain_grace;
-                if self.status.ready.load(Ordering::Relaxed) {
-                    self.recompute(live, "configuration reloaded");
-                }
+                self.merge_placement();
             }
         }
     }
@@ -690,7 +697,8 @@ impl Speaker {
     ) {
         self.status.set_ready(false);
         self.owned.set_draining();
-        info!(grace = ?self.config.drain_grace, vips = self.announcements.len(),
+        self.core.drain();
+        info!(grace = ?self.config.drain_grace, vips = self.core.owned().len(),
             "draining: leaving the cluster, still answering during the grace period");
         match tokio::time::timeout(LEAVE_TIMEOUT, gossip.leave()).await {
             Ok(Ok(())) => {}
@@ -702,6 +710,8 @@ impl Speaker {
             _ = terminate.recv() => warn!("second signal: stopping without the rest of the grace period"),
             _ = interrupt.recv() => warn!("second signal: stopping without the rest of the grace period"),
         }
+        self.core.stop(std_now());
+        self.execute();
         self.owned.replace(BTreeSet::new());
         info!("drained");
     }
