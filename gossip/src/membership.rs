@@ -268,7 +268,7 @@ impl Membership {
         let notices = Inbox::default();
         let swim = Foca::with_custom_broadcast(
             identity,
-            timing.foca_config(1),
+            timing.foca_config(1, false),
             Xoshiro256PlusPlus::seed_from_u64(seeds.membership),
             PostcardCodec,
             NoticeHandler::new(notices.clone()),
@@ -1249,6 +1249,14 @@ impl Membership {
         }
         let was_isolated = self.reachability.is_isolated();
         self.reachability = verdict;
+        if was_isolated != verdict.is_isolated()
+            && let Err(error) = self.swim.set_config(
+                self.timing
+                    .foca_config(self.sized_for, verdict.is_isolated()),
+            )
+        {
+            debug!(%error, "cannot change how often down members are contacted");
+        }
         match verdict {
             Reachability::Isolated(reason) => {
                 if !was_isolated {
@@ -1393,7 +1401,11 @@ impl Membership {
         if old != new {
             self.suspicions
                 .set_timeouts(self.timing.suspicion_timeouts(size));
-            if let Err(error) = self.swim.set_config(self.timing.foca_config(size)) {
+            let isolated = self.reachability.is_isolated();
+            if let Err(error) = self
+                .swim
+                .set_config(self.timing.foca_config(size, isolated))
+            {
                 debug!(%error, "cannot resize membership timings");
             }
         }

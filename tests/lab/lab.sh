@@ -46,6 +46,10 @@ trials=6
 drain_trials=4
 cut_trials=2
 cut_lengths=(3 8)
+pause_lengths=(0.5)
+# The gossip partition: this many nodes (a minority) for this long.
+partition_size=2
+partition_seconds=6
 # Seconds watched after a heal: long enough to see a wrong neighbour entry outlive the 1 s target.
 heal_watch=4
 # Which cut targets fail the lab without --enforce-targets (1) or are reported only (0).
@@ -335,7 +339,8 @@ owners_of() {
 claims() {
   for i in $(seq 1 "$nodes"); do
     [ -n "${pid[$i]:-}" ] || continue
-    http "$i" /vips 2>/dev/null | awk -v n="$i" '{ print $1, n }'
+    # A paused speaker may not answer in time: it claims nothing then (it answers no ARP either).
+    { http "$i" /vips 2>/dev/null || true; } | awk -v n="$i" '{ print $1, n }'
   done
 }
 
@@ -669,8 +674,57 @@ wait_owners_as() {
   fail "VIPs not back with their owners 20 s after a heal: $(diff <(echo "$want") <(claims | sort) | grep '^[<>]' | head -n 4 | tr '\n' ' ')"
 }
 
-cut_trial() { # node index, cut length in seconds
-  local c="$1" length="$2" v family t
+# The faults of the trials below: a cable cut (the speaker keeps running), a pause of the
+# speaker process (SIGSTOP, then SIGCONT), and a gossip partition of a minority (UDP to the
+# gossip port dropped both ways in the minority's namespaces; the link itself stays up, so the
+# client and the majority still hear the minority's frames).
+fault_start() { # kind, node indexes
+  local kind="$1" i j others; shift
+  case "$kind" in
+    cut) cable "$1" down ;;
+    pause) kill -STOP "${pid[$1]}" ;;
+    partition)
+      for i in "$@"; do
+        others=""
+        for j in $(seq 1 "$nodes"); do
+          [[ " $* " == *" $j "* ]] || others="$others$(node_v4 "$j"), "
+        done
+        printf 'table ip lab_partition {\n  chain input { type filter hook input priority 0; udp dport 7946 ip saddr { %s } drop; }\n  chain output { type filter hook output priority 0; udp dport 7946 ip daddr { %s } drop; }\n}\n' \
+          "${others%, }" "${others%, }" | in_ns "$(node_ns "$i")" nft -f -
+      done ;;
+  esac
+}
+fault_stop() { # kind, node indexes
+  local kind="$1" i; shift
+  case "$kind" in
+    cut) cable "$1" up ;;
+    pause) kill -CONT "${pid[$1]}" ;;
+    partition) for i in "$@"; do in_ns "$(node_ns "$i")" nft delete table ip lab_partition; done ;;
+  esac
+}
+
+# capture_start FILE: every gratuitous frame the client hears (ARP announcements, unsolicited
+# advertisements to all nodes), as "T VIP MAC" lines, until the capture is killed.
+capture_start() {
+  in_ns "$cl" tcpdump -i eth0 -nn -e -l -tt 'arp or (icmp6 and ip6[40] == 136)' 2>/dev/null |
+    awk '{ mac = $2
+      if ($0 ~ /ARP/ && $0 ~ /Reply/) { for (i = 1; i < NF; i++) if ($i == "Reply") print $1, $(i + 1), mac }
+      else if ($0 ~ /ARP/ && $0 ~ /who-has/) { for (i = 1; i < NF; i++) if ($i == "who-has" && $(i + 3) == $(i + 1)) print $1, $(i + 1), mac }
+      else if ($0 ~ /neighbor advertisement/ && $0 ~ /> ff02::1:/) { for (i = 1; i < NF; i++) if ($i == "tgt" && $(i + 1) == "is") { v = $(i + 2); sub(/,$/, "", v); print $1, v, mac } }
+      fflush() }' >"$1" &
+  client_pings="$client_pings $!"
+}
+# last_gratuitous_wrong OWNERS CAPTURE → how many VIPs' last gratuitous frame names another
+# MAC than their owner's.
+last_gratuitous_wrong() {
+  awk 'FNR == NR { owner[$1] = sprintf("02:00:00:00:01:%02x", $2); next }
+    { last[$2] = $3 }
+    END { for (v in last) if ((v in owner) && last[v] != owner[v]) n++; print n + 0 }' "$1" "$2"
+}
+
+fault_trial() { # kind, length in seconds, node indexes (the cut or paused node, or the minority)
+  local kind="$1" length="$2" v family t; shift 2
+  local targets=("$@") c="$1"
   wait_single_owners
   wait_probes_whole
   claims | sort >"$work/cut-owners"
@@ -678,21 +732,23 @@ cut_trial() { # node index, cut length in seconds
   : >"$work/cut-neigh"
   event_counts >"$work/cut-events-before"
   client_pings=""
+  local ping_seconds; ping_seconds="$(awk -v l="$length" -v w="$heal_watch" 'BEGIN { printf "%d", l + w + 4 }')"
   for v in "${all_vips[@]}"; do
     family=""; [[ "$v" == *:* ]] && family="-6"
-    ip netns exec "$cl" ping $family -n -q -i 0.2 -w $(( length + heal_watch + 3 )) "$v" >/dev/null 2>&1 &
+    ip netns exec "$cl" ping $family -n -q -i 0.2 -w "$ping_seconds" "$v" >/dev/null 2>&1 &
     client_pings="$client_pings $!"
   done
+  capture_start "$work/cut-gratuitous"
   sleep 1
   local marks; marks="$(log_marks)"
   local t0; t0="$(now)"
-  cable "$c" down
+  fault_start "$kind" "${targets[@]}"
   local until_heal; until_heal="$(awk -v t="$t0" -v l="$length" 'BEGIN { printf "%.6f", t + l }')"
   while awk -v n="$(now)" -v u="$until_heal" 'BEGIN { exit !(n < u) }'; do
     sample_claims "$work/cut-claims"
-    sleep 0.1
+    sleep 0.05
   done
-  cable "$c" up
+  fault_stop "$kind" "${targets[@]}"
   local t_heal; t_heal="$(now)"
   local watch_end; watch_end="$(awk -v t="$t_heal" -v w="$heal_watch" 'BEGIN { printf "%.6f", t + w }')"
   while awk -v n="$(now)" -v u="$watch_end" 'BEGIN { exit !(n < u) }'; do
@@ -702,6 +758,7 @@ cut_trial() { # node index, cut length in seconds
   for v in $client_pings; do kill "$v" 2>/dev/null || true; wait "$v" 2>/dev/null || true; done
   client_pings=""
   event_counts >"$work/cut-events-after"
+  local gratuitous_wrong; gratuitous_wrong="$(last_gratuitous_wrong "$work/cut-owners" "$work/cut-gratuitous")"
 
   # Claims: dual-claim and no-claim time summed over VIPs (each sample stands for the time
   # to the next), and agreement: the first sample after the heal from which every VIP is
@@ -771,6 +828,18 @@ cut_trial() { # node index, cut length in seconds
     { dd += $2 - down[$1]; if ($1 == cut) rc += $3 - ren[$1]; else rh += $3 - ren[$1] }
     END { print rh + 0, rc + 0, dd + 0 }' "$work/cut-events-before" "$work/cut-events-after")
 
+  if [ "$kind" = partition ]; then
+    partition_figures "$t0" "$t_heal" "${targets[@]}"
+    printf '   minority %s partitioned %s s: last dual claim with the majority %s ms after the start, minority claims at the heal %s, dual-claim %s ms (summed over VIPs)\n' \
+      "${targets[*]}" "$length" "$fence_ms" "$minority_left" "$partition_dual_ms"
+    printf '   %*s after the heal: agreed %s ms, client wrong MAC max %s ms, last gratuitous not the owner'"'"'s: %s VIPs\n' \
+      ${#c} "" "$agree_ms" "$wrong_max" "$gratuitous_wrong"
+    echo "$length $fence_ms $minority_left $agree_ms $wrong_max $gratuitous_wrong" >>"$work/partition-results"
+    [ "$agree_ms" != none ] || fail "partition of ${targets[*]}: speakers not agreed on every owner $heal_watch s after the heal"
+    wait_owners_as "$work/cut-owners"
+    return
+  fi
+  local label="$length"; [ "$kind" = cut ] || label="$kind-$length"
   local detected ml_lan ml_fast ml_false=""
   detected="$(swimlb_detection "$marks" "$c" "$t0")"
   ml_lan="$(probe_detection lan "$c" "${probe_name[lan $c]}" "$t0" "$watch_end")"
@@ -780,30 +849,57 @@ cut_trial() { # node index, cut length in seconds
     ml_false="$ml_false $t=$(cat "$work"/probe-"$t"-n*.log | awk -v t0="$t0" -v te="$watch_end" -v cut="${probe_name[$t $c]}" -v live=" $(for j in $(seq 1 "$nodes"); do printf '%s ' "${probe_name[$t $j]}"; done)" '
       $2 == "dead" && $1 >= t0 && $1 <= te && $3 != cut && index(live, " " $3 " ") { n++ } END { print n + 0 }')"
   done
-  echo "$length $detected $ml_lan $ml_fast" >>"$work/cut-detect"
-  echo "$length $healthy_down $renewed_healthy $spurious $dual_ms $none_ms $agree_ms $wrong_max $wrong_late" >>"$work/cut-results"
-  printf '   n%s cut %s s: healthy down %s, healthy renewed %s (cut node renewed %s, downs seen %s), spurious takeovers %s\n' \
-    "$c" "$length" "$healthy_down" "$renewed_healthy" "$renewed_cut" "$downs_total" "$spurious"
-  printf '   %*s dual-claim %s ms, no-claim %s ms, agreed %s ms after heal, client wrong MAC max %s ms (%s VIPs > 1 s)\n' \
-    ${#c} "" "$dual_ms" "$none_ms" "$agree_ms" "$wrong_max" "$wrong_late"
-  printf '   %*s detection: swimlb %s ms, memberlist fast %s ms, lan %s ms; memberlist false downs:%s\n' \
-    ${#c} "" "$detected" "$ml_fast" "$ml_lan" "$ml_false"
+  [ "$kind" = cut ] && echo "$label $detected $ml_lan $ml_fast" >>"$work/cut-detect"
+  echo "$label $healthy_down $renewed_healthy $spurious $dual_ms $none_ms $agree_ms $wrong_max $wrong_late $gratuitous_wrong" >>"$work/cut-results"
+  printf '   n%s %s %s s: healthy down %s, healthy renewed %s (n%s renewed %s, downs seen %s), spurious takeovers %s\n' \
+    "$c" "$kind" "$length" "$healthy_down" "$renewed_healthy" "$c" "$renewed_cut" "$downs_total" "$spurious"
+  printf '   %*s dual-claim %s ms, no-claim %s ms, agreed %s ms after heal, client wrong MAC max %s ms (%s VIPs > 1 s), last gratuitous not the owner'"'"'s: %s VIPs\n' \
+    ${#c} "" "$dual_ms" "$none_ms" "$agree_ms" "$wrong_max" "$wrong_late" "$gratuitous_wrong"
+  if [ "$kind" = cut ]; then
+    printf '   %*s detection: swimlb %s ms, memberlist fast %s ms, lan %s ms; memberlist false downs:%s\n' \
+      ${#c} "" "$detected" "$ml_fast" "$ml_lan" "$ml_false"
+  fi
   # Broken, not just slow: what the client or the speakers still get wrong at the watch's end.
-  [ "$agree_ms" != none ] || fail "n$c cut $length s: speakers not agreed on every owner $heal_watch s after the heal"
+  [ "$agree_ms" != none ] || fail "n$c $kind $length s: speakers not agreed on every owner $heal_watch s after the heal"
   [ "$wrong_max" -lt $(( heal_watch * 1000 )) ] ||
-    fail "n$c cut $length s: a client entry still names another MAC than its owner's $heal_watch s after the heal"
+    fail "n$c $kind $length s: a client entry still names another MAC than its owner's $heal_watch s after the heal"
   wait_owners_as "$work/cut-owners"
 }
 
+# partition_figures T0 T_HEAL MINORITY... sets fence_ms (from T0 to the last sample in which a
+# minority node claimed a VIP that a majority node claimed too; 0: never), minority_left (VIPs
+# the minority claimed in the last sample before the heal) and partition_dual_ms (VIPs claimed
+# on both sides, summed over VIPs, T0 to the heal).
+partition_figures() {
+  local t0="$1" heal="$2"; shift 2
+  read -r fence_ms minority_left partition_dual_ms < <(awk -v t0="$t0" -v heal="$heal" -v minority=" $* " '
+    function finish(next_t,   v) {
+      if (cur == "" || cur < t0 || cur >= heal) return
+      left = 0
+      for (v in mine) { left++; if (v in theirs) { last = cur; dual += next_t - cur } }
+    }
+    $2 == "-" { finish($1); cur = $1; split("", mine); split("", theirs); next }
+    { if (index(minority, " " $3 " ")) mine[$2] = 1; else theirs[$2] = 1 }
+    END { finish(heal); printf "%.0f %d %.0f\n", last ? (last - t0) * 1000 : 0, left, dual * 1000 }' "$work/cut-claims")
+}
+
 [ "$cut_trials" -gt 0 ] &&
-  note "cut: cable pulled while the speaker keeps running, ${cut_lengths[*]} s, $cut_trials trials each"
-: >"$work/cut-results"; : >"$work/cut-wrong"; : >"$work/cut-detect"
+  note "cut: cable pulled while the speaker keeps running (${cut_lengths[*]} s), speaker paused (${pause_lengths[*]} s), gossip partition of $partition_size nodes ($partition_seconds s); $cut_trials trials each"
+: >"$work/cut-results"; : >"$work/cut-wrong"; : >"$work/cut-detect"; : >"$work/partition-results"
 cut_index=0
 for t in $(seq 1 "$cut_trials"); do
   for length in "${cut_lengths[@]}"; do
-    cut_trial $(( cut_index % nodes + 1 )) "$length"
+    fault_trial cut "$length" $(( cut_index % nodes + 1 ))
     cut_index=$(( cut_index + 1 ))
   done
+  for length in "${pause_lengths[@]}"; do
+    fault_trial pause "$length" $(( cut_index % nodes + 1 ))
+    cut_index=$(( cut_index + 1 ))
+  done
+  minority=()
+  for k in $(seq 1 "$partition_size"); do minority+=($(( (cut_index + k - 1) % nodes + 1 ))); done
+  fault_trial partition "$partition_seconds" "${minority[@]}"
+  cut_index=$(( cut_index + 1 ))
 done
 
 # ---------------------------------------------------------------- loss
@@ -899,19 +995,32 @@ while read -r t0 victim lan_name fast_name detected; do
   echo "$detected $(probe_detection lan "$victim" "$lan_name" "$t0" "$(awk -v t="$t0" 'BEGIN { printf "%.6f", t + 30 }')") $(probe_detection fast "$victim" "$fast_name" "$t0" "$(awk -v t="$t0" 'BEGIN { printf "%.6f", t + 30 }')")"
 done <"$work/kill-probes" >"$work/kill-detect"
 detection_report "kill -9" "$work/kill-detect"
-[ "$cut_trials" -gt 0 ] || cut_lengths=()
-for length in "${cut_lengths[@]}"; do
-  awk -v l="$length" '$1 == l { print $2, $3, $4 }' "$work/cut-detect" >"$work/cut-detect-$length"
-  detection_report "cut $length s" "$work/cut-detect-$length"
-  # "length healthy_down renewed spurious dual none agree wrong_max wrong_late" per trial
-  awk -v l="$length" -v w="$heal_watch" '$1 == l {
-      n++; down += $2; ren += $3; spur += $4; late += $9
+labels=()
+if [ "$cut_trials" -gt 0 ]; then
+  labels=("${cut_lengths[@]}")
+  for length in "${pause_lengths[@]}"; do labels+=("pause-$length"); done
+fi
+for label in "${labels[@]}"; do
+  if [[ "$label" != pause-* ]]; then
+    awk -v l="$label" '$1 == l { print $2, $3, $4 }' "$work/cut-detect" >"$work/cut-detect-$label"
+    detection_report "cut $label s" "$work/cut-detect-$label"
+  fi
+  # "label healthy_down renewed spurious dual none agree wrong_max wrong_late gratuitous_wrong"
+  awk -v l="$label" -v w="$heal_watch" '$1 == l {
+      n++; down += $2; ren += $3; spur += $4; late += $9; gw += $10
       if ($5 > dual) dual = $5; if ($6 > none) none = $6
       a = ($7 == "none") ? w * 1000 : $7; if (a > agree) agree = a; if ($8 > wrong) wrong = $8
     }
-    END { printf "   cut %s s, %d trials: healthy down %d, healthy renewed %d, spurious takeovers %d, max dual-claim %d ms, max no-claim %d ms (summed over VIPs), agreement after heal max %d ms, client wrong MAC after heal max %d ms (%d VIP-trials > 1 s)\n", l, n, down, ren, spur, dual, none, agree, wrong, late }' "$work/cut-results"
+    END { name = l; if (sub(/^pause-/, "", name)) name = "pause " name; else name = "cut " name
+      printf "   %s s, %d trials: healthy down %d, healthy renewed %d, spurious takeovers %d, max dual-claim %d ms, max no-claim %d ms (summed over VIPs), agreement after heal max %d ms, client wrong MAC after heal max %d ms (%d VIP-trials > 1 s), last gratuitous not the owner'"'"'s %d\n", name, n, down, ren, spur, dual, none, agree, wrong, late, gw }' "$work/cut-results"
 done
 if [ "$cut_trials" -gt 0 ]; then
+  # "length fence_ms minority_left agree wrong_max gratuitous_wrong" per partition trial
+  awk -v w="$heal_watch" '{ n++; if ($2 > fence) fence = $2; left += $3; gw += $6
+      a = ($4 == "none") ? w * 1000 : $4; if (a > agree) agree = a; if ($5 > wrong) wrong = $5 }
+    END { printf "   gossip partition, %d trials: last dual claim with the majority max %d ms after the start, minority claims at the heal %d, agreement after heal max %d ms, client wrong MAC after heal max %d ms, last gratuitous not the owner'"'"'s %d\n", n, fence, left, agree, wrong, gw }' "$work/partition-results"
+  awk '{ print $10 }' "$work/cut-results" >"$work/gratuitous-wrong"
+  awk '{ print $6 }' "$work/partition-results" >>"$work/gratuitous-wrong"
   stats "cut: client wrong MAC after heal, per VIP" ms "$work/cut-wrong"
   awk -v w="$heal_watch" '{ print ($7 == "none") ? w * 1000 : $7 }' "$work/cut-results" >"$work/cut-agree"
   stats "cut: agreement after heal" ms "$work/cut-agree"
@@ -930,11 +1039,13 @@ if [ "$cut_trials" -gt 0 ]; then
   before_cut=$misses
   target "cut: agreement on every owner after heal, max (ms)" "$(percentile 100 "$work/cut-agree")" 1000
   target "cut: client wrong MAC after heal, max (ms)" "$(percentile 100 "$work/cut-wrong")" 1000
+  target "cut: VIPs whose last gratuitous frame is not the owner's" "$(awk '{ s += $1 } END { print s + 0 }' "$work/gratuitous-wrong")" 0
   heal_misses=$(( misses - before_cut ))
   before_cut=$misses
   target "cut: Down events of healthy members" "$(sum_column 2)" 0
   target "cut: Renewed events of healthy members" "$(sum_column 3)" 0
   target "cut: VIPs taken over that their owner never lost" "$(sum_column 4)" 0
+  target "partition: VIPs the minority still claims at the heal" "$(awk '{ s += $3 } END { print s + 0 }' "$work/partition-results")" 0
   trust_misses=$(( misses - before_cut ))
 fi
 if [ "$heal_misses" -gt 0 ]; then
