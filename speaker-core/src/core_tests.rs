@@ -310,8 +310,7 @@ fn a_flapping_member_takes_its_vips_back_only_after_the_hold_down() {
         .copied()
         .collect();
     let mut t = start + ms(1000);
-    let mut generation = 1;
-    for flap in 0..4 {
+    for (flap, generation) in (0..4).zip(1..) {
         core.membership_event(t, &MembershipEvent::Down(id("b", generation)));
         core.set_live(t, &without_b);
         t += ms(1000);
@@ -323,7 +322,6 @@ fn a_flapping_member_takes_its_vips_back_only_after_the_hold_down() {
             },
         );
         core.set_live(t, &all);
-        generation += 1;
         let effects = drain(&mut core);
         if flap < 3 {
             assert_eq!(releases(&effects), successor, "return {flap} hands back");
