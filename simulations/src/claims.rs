@@ -231,7 +231,8 @@ fn cap(world: &World) -> Duration {
     world.now() + settle_cap(world.timing()) * 3
 }
 
-/// The owner of a random VIP freezes for `down` (500 ms by default), then resumes.
+/// The owner of a random VIP freezes for `down` (the command line's default: 500 ms), then
+/// resumes.
 pub fn trials_pause(
     params: &Params,
     _config: &Configuration,
@@ -264,7 +265,7 @@ pub fn trials_pause(
 }
 
 /// One node's gossip is cut for `down` and restored for `up`, again and again for
-/// `duration` (1 s / 1 s for 2 minutes by default); the link stays up.
+/// `duration` (the command line's defaults: 1 s / 1 s for 2 minutes); the link stays up.
 pub fn trials_gossip_flap(
     params: &Params,
     _config: &Configuration,
