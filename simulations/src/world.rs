@@ -502,7 +502,8 @@ impl World {
     pub fn true_owner(&self, v: usize) -> Option<usize> {
         (self.truth[v] != NONE).then_some(self.truth[v] as usize)
     }
-    /// Node `i`'s own idea of who owns VIP `v`.
+    /// Node `i`'s membership view of who owns VIP `v` (rendezvous over its live members;
+    /// its speaker core may differ: hold-downs, fencing, the start-up hold).
     pub fn view_owner(&self, i: usize, v: usize) -> Option<usize> {
         self.nodes[i]
             .view_owner
