@@ -310,7 +310,7 @@ fn a_flapping_member_takes_its_vips_back_only_after_the_hold_down() {
         .copied()
         .collect();
     let mut t = start + ms(1000);
-    for (flap, generation) in (0..4).zip(1..) {
+    for (flap, generation) in (0..4).zip(1u64..) {
         core.membership_event(t, &MembershipEvent::Down(id("b", generation)));
         core.set_live(t, &without_b);
         t += ms(1000);
