@@ -30,7 +30,8 @@ struct Cli {
 enum Command {
     /// Crash the owner of a VIP; compare presets and baselines.
     Failover(Common),
-    /// Cut a minority of nodes off, heal, measure the return to single ownership.
+    /// Cut a minority of nodes off the gossip (the link stays shared), heal, measure the return
+    /// to single ownership, the fence delay and the wrong-MAC time.
     Partition {
         #[command(flatten)]
         common: Common,
