@@ -212,6 +212,7 @@ fn finish(
         multi_claim: secs(multi - mark.multi),
         no_owner: secs(none - mark.none),
         faults: Some(tally(&observations, faulty)),
+        claims: None,
     }
 }
 
@@ -250,7 +251,15 @@ fn trials_silenced(
         if outbound {
             world.network.egress_loss.insert(node, 1.0);
         }
+        // Both ways silent is a cut cable: the node is off the link too.
+        let cable_cut = inbound && outbound;
+        if cable_cut {
+            world.network.link_cut.insert(node);
+        }
         world.run_until(mark.start + params.options.duration);
+        if cable_cut {
+            world.network.link_cut.remove(&node);
+        }
         for (losses, old) in [
             (&mut world.network.ingress_loss, saved.0),
             (&mut world.network.egress_loss, saved.1),
@@ -364,7 +373,7 @@ fn replay(world: &mut World, captured: &[Captured], to: usize) {
 }
 
 /// `count` distinct nodes, drawn from `rng`.
-fn distinct_nodes(rng: &mut impl RngExt, nodes: usize, count: usize) -> Vec<usize> {
+pub(crate) fn distinct_nodes(rng: &mut impl RngExt, nodes: usize, count: usize) -> Vec<usize> {
     let mut picked = Vec::with_capacity(count);
     while picked.len() < count.min(nodes) {
         let i = rng.random_range(0..nodes);
@@ -448,6 +457,7 @@ pub fn trials_replay(
                 multi_claim: secs(multi - mark.multi),
                 no_owner: secs(none - mark.none),
                 faults: Some(faults),
+                claims: None,
             });
         }
         for node in [dead, first, second] {

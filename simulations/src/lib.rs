@@ -1,7 +1,8 @@
 //! swimlb's deterministic failover simulator.
 //!
-//! N real membership cores ([`swimlb_gossip::Membership`]) and the real owner selection run
-//! over a modelled network in virtual time. One event queue ordered by (time, sequence), one
+//! N real membership cores ([`swimlb_gossip::Membership`]), each feeding a real speaker core
+//! ([`swimlb_speaker_core::SpeakerCore`]), run over a modelled network, link and client in
+//! virtual time. One event queue ordered by (time, sequence), one
 //! seeded `Xoshiro256PlusPlus` per node, nothing read from the wall clock: the same seed and
 //! parameters give the same report, byte for byte.
 //!
@@ -11,9 +12,12 @@
 //! - [`scenario`]: the registry of scenarios; failover, partition, flap, rolling-restart, drain,
 //!   loss-sweep;
 //! - [`faults`]: deaf, mute, cut, stall, clock-step, replay, join-storm;
+//! - [`claims`]: what the speaker cores' claims cost the client: pause, gossip-flap,
+//!   mass-failure (and the claim figures of partition and rolling-restart);
 //! - [`metrics`], [`report`], [`plot`]: percentiles, the table and JSON, the SVG plots.
 
 pub mod baseline;
+pub mod claims;
 pub mod faults;
 pub mod metrics;
 pub mod network;

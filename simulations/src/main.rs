@@ -30,7 +30,8 @@ struct Cli {
 enum Command {
     /// Crash the owner of a VIP; compare presets and baselines.
     Failover(Common),
-    /// Cut a minority of nodes off, heal, measure the return to single ownership.
+    /// Cut a minority of nodes off the gossip (the link stays shared), heal, measure the return
+    /// to single ownership, the fence delay and the wrong-MAC time.
     Partition {
         #[command(flatten)]
         common: Common,
@@ -127,6 +128,37 @@ enum Command {
         /// Time a node takes to read one datagram, in microseconds.
         #[arg(long, default_value_t = 5)]
         read_us: u64,
+    },
+    /// The owner of a VIP freezes briefly, then resumes: claim time, moves, wrong-MAC time.
+    Pause {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long, default_value_t = 500)]
+        pause_ms: u64,
+    },
+    /// One node's gossip is cut and restored again and again (the link stays up): moves per
+    /// minute per VIP before and after the flap hold-down engages.
+    GossipFlap {
+        #[command(flatten)]
+        common: Common,
+        /// How long each cut lasts.
+        #[arg(long, default_value_t = 1000)]
+        cut_ms: u64,
+        /// How long the gossip is back between cuts.
+        #[arg(long, default_value_t = 1000)]
+        restored_ms: u64,
+        /// How long the flapping goes on, in seconds.
+        #[arg(long, default_value_t = 120.0)]
+        duration_s: f64,
+    },
+    /// A share of the nodes crash at once: time until every VIP is owned again, then their
+    /// return.
+    MassFailure {
+        #[command(flatten)]
+        common: Common,
+        /// Share of nodes that crash.
+        #[arg(long, default_value_t = 0.6)]
+        share: f64,
     },
 }
 
@@ -345,6 +377,28 @@ fn main() -> anyhow::Result<()> {
                 per_datagram: Duration::from_micros(*read_us),
             });
             (ScenarioKind::JoinStorm, common)
+        }
+        Command::Pause { common, pause_ms } => {
+            options.down = Duration::from_millis(*pause_ms);
+            (ScenarioKind::Pause, common)
+        }
+        Command::GossipFlap {
+            common,
+            cut_ms,
+            restored_ms,
+            duration_s,
+        } => {
+            options.down = Duration::from_millis(*cut_ms);
+            options.up = Duration::from_millis(*restored_ms);
+            options.duration = seconds(*duration_s)?;
+            (ScenarioKind::GossipFlap, common)
+        }
+        Command::MassFailure { common, share } => {
+            if !(0.0..1.0).contains(share) {
+                bail!("share {share} is not in [0, 1)");
+            }
+            options.fail_share = *share;
+            (ScenarioKind::MassFailure, common)
         }
     };
     let spec = kind.spec();

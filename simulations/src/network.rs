@@ -3,7 +3,7 @@
 //! Every draw comes from the sending node's own seeded RNG, so one node's traffic never shifts
 //! another node's random stream.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rand::RngExt;
@@ -56,6 +56,11 @@ pub struct Network {
     /// Partition group of each node; datagrams between different groups are dropped.
     /// Empty: no partition.
     pub groups: Vec<u32>,
+    /// Nodes whose cable is cut: besides their gossip, their link frames (announcements,
+    /// probes and answers) reach nobody and nobody's reach them. A gossip partition alone
+    /// leaves the link shared (see [`crate::world`]).
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub link_cut: BTreeSet<usize>,
     /// `None`: every node reads every datagram the moment it arrives.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub receive_queue: Option<ReceiveQueue>,
@@ -70,6 +75,7 @@ impl Network {
             ingress_loss: BTreeMap::new(),
             link_loss: BTreeMap::new(),
             groups: Vec::new(),
+            link_cut: BTreeSet::new(),
             receive_queue: None,
         }
     }
@@ -88,6 +94,11 @@ impl Network {
             (Some(a), Some(b)) => a != b,
             _ => false,
         }
+    }
+
+    /// Whether node `i`'s link frames reach the segment (and the segment's reach it).
+    pub fn on_link(&self, i: usize) -> bool {
+        !self.link_cut.contains(&i)
     }
 
     /// The probability that a datagram from `from` to `to` is lost, all causes combined.

@@ -75,6 +75,10 @@ pub fn table(report: &Report) -> String {
             join_table(&mut out, report);
             return out;
         }
+        Columns::Claims { heal } => {
+            claims_table(&mut out, report, heal);
+            return out;
+        }
     };
     let _ = writeln!(
         out,
@@ -94,7 +98,71 @@ pub fn table(report: &Report) -> String {
     for c in &report.configs {
         let _ = writeln!(out, "{}", row(c, agreement_first));
     }
+    if report.configs.iter().any(|c| c.claims.is_some()) {
+        claims_table(
+            &mut out,
+            report,
+            if agreement_first { first } else { second },
+        );
+    }
     out
+}
+
+/// What the claims cost the client: claim time, moves, wrong-MAC time and the scenario's own
+/// figure (fence delay, hold-down, every VIP owned again), worst trial.
+fn claims_table(out: &mut String, report: &Report, heal: &str) {
+    let _ = writeln!(
+        out,
+        "{:<14} | {:>9} {:>9} | {:>8} {:>8} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:^31} | {:>4}",
+        "config",
+        "≥2 own/tr",
+        "0 own/tr",
+        "moves/m",
+        "held m/m",
+        "wrongMAC",
+        "after",
+        "longest",
+        "longAfter",
+        "fence",
+        "dual→heal",
+        "unfenced",
+        "merged",
+        "mrgLong",
+        "holdDown",
+        "allOwned",
+        format!("{heal} p50 p90 p99 max"),
+        "t/o"
+    );
+    for c in &report.configs {
+        let s = c.claims.clone().unwrap_or_default();
+        let a = quartet(&c.agreement);
+        let time = |v: Option<f64>| v.map_or("-".into(), ms);
+        let _ = writeln!(
+            out,
+            "{:<14} | {:>9} {:>9} | {:>8.2} {:>8} | {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>8} {:>8} {:>8} | {:>8} {:>8} | {:>7} {:>7} {:>7} {:>7} | {:>4}",
+            c.name,
+            ms(c.multi_claim_per_trial.max),
+            ms(c.no_owner_per_trial.max),
+            s.moves_per_min_max,
+            opt(s.moves_per_min_held, 2),
+            ms(s.wrong_mac),
+            ms(s.wrong_mac_after),
+            ms(s.wrong_mac_longest),
+            ms(s.wrong_mac_longest_after),
+            time(s.fence_delay),
+            time(s.dual_after_fence),
+            s.unfenced,
+            time(s.merged),
+            time(s.wrong_mac_longest_after_merge),
+            time(s.hold_down_engaged),
+            time(s.all_owned),
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            c.timeouts
+        );
+    }
 }
 
 /// Healthy members' Down and Renewed events, spurious takeovers, claim time, heal time.

@@ -15,6 +15,7 @@ use serde::Serialize;
 use swimlb_gossip::Timing;
 
 use crate::baseline::{self, LeaseTiming};
+use crate::claims::{self, ClaimSummary, ClaimTrial};
 use crate::faults::{self, FaultSummary, FaultTrial};
 use crate::metrics::{Summary, round_us};
 use crate::network::Network;
@@ -37,6 +38,9 @@ pub enum ScenarioKind {
     ClockStep,
     Replay,
     JoinStorm,
+    Pause,
+    GossipFlap,
+    MassFailure,
 }
 
 /// The columns of a scenario's table.
@@ -55,6 +59,10 @@ pub enum Columns {
     },
     JoinStorm,
     Replay,
+    /// What the claims cost the client (see [`crate::claims`]).
+    Claims {
+        heal: &'static str,
+    },
 }
 
 /// A scenario's trial loop, run after boot on a gossip configuration.
@@ -80,7 +88,7 @@ pub struct Spec {
 }
 
 impl ScenarioKind {
-    pub const ALL: [ScenarioKind; 13] = [
+    pub const ALL: [ScenarioKind; 16] = [
         ScenarioKind::Failover,
         ScenarioKind::Partition,
         ScenarioKind::Flap,
@@ -94,6 +102,9 @@ impl ScenarioKind {
         ScenarioKind::ClockStep,
         ScenarioKind::Replay,
         ScenarioKind::JoinStorm,
+        ScenarioKind::Pause,
+        ScenarioKind::GossipFlap,
+        ScenarioKind::MassFailure,
     ];
 
     pub fn spec(self) -> Spec {
@@ -206,6 +217,33 @@ impl ScenarioKind {
                 late_nodes: 1,
                 ..fault("join-storm", faults::trials_join_storm)
             },
+            ScenarioKind::Pause => Spec {
+                name: "pause",
+                trials: |_| 10,
+                columns: Columns::Claims {
+                    heal: "resume→single owner",
+                },
+                run: claims::trials_pause,
+                ..base
+            },
+            ScenarioKind::GossipFlap => Spec {
+                name: "gossip-flap",
+                trials: |_| 1,
+                columns: Columns::Claims {
+                    heal: "end→single owner",
+                },
+                run: claims::trials_gossip_flap,
+                ..base
+            },
+            ScenarioKind::MassFailure => Spec {
+                name: "mass-failure",
+                trials: |_| 3,
+                columns: Columns::Claims {
+                    heal: "crash→single owner",
+                },
+                run: claims::trials_mass_failure,
+                ..base
+            },
         }
     }
 
@@ -304,6 +342,8 @@ pub struct ScenarioOptions {
     pub generation_step: u64,
     /// replay: how long datagrams are captured before the replay.
     pub capture: Duration,
+    /// mass-failure: share of nodes that crash at once.
+    pub fail_share: f64,
 }
 
 impl Default for ScenarioOptions {
@@ -318,6 +358,7 @@ impl Default for ScenarioOptions {
             stall_every: Duration::from_secs(60),
             generation_step: 1_000_000,
             capture: Duration::from_secs(10),
+            fail_share: 0.6,
         }
     }
 }
@@ -353,6 +394,8 @@ pub struct Trial {
     pub no_owner: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultTrial>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimTrial>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -377,6 +420,8 @@ pub struct ConfigReport {
     pub vips_per_node: Vec<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<FaultSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimSummary>,
     pub trials: Vec<Trial>,
 }
 
@@ -521,6 +566,7 @@ fn run_config(
         messages_per_node_per_s: None,
         vips_per_node: world.vips_per_node_all_up(),
         faults: None,
+        claims: None,
         trials: Vec::new(),
     };
     match &config.model {
@@ -548,6 +594,14 @@ fn summarise(report: &mut ConfigReport) {
         .collect();
     if !fault_trials.is_empty() {
         report.faults = Some(FaultSummary::of(&fault_trials));
+    }
+    let claim_trials: Vec<&ClaimTrial> = report
+        .trials
+        .iter()
+        .filter_map(|t| t.claims.as_ref())
+        .collect();
+    if !claim_trials.is_empty() {
+        report.claims = Some(ClaimSummary::of(&claim_trials));
     }
 }
 
@@ -777,6 +831,7 @@ fn trials_failover(
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
             faults: None,
+            claims: None,
         };
         if !finished {
             report.timeouts += 1;
@@ -808,15 +863,34 @@ fn trials_partition(
                 cut += 1;
             }
         }
+        let mark = claims::begin(world);
         let (multi0, none0) = world.claim_totals();
         let start = world.now();
+        world.watch_split(groups.clone());
         world.network.partition(groups);
         let heal_at = start + params.options.duration;
         world.run_until(heal_at);
+        let split = world.split_report();
         world.network.heal();
+        let heal = claims::healed(world);
         let cap = heal_at + settle_cap(world.timing()) * 3;
+        let merged = world.run_while(cap, World::agreed);
+        let merge = claims::healed(world);
         let healed = world.run_while(cap, World::single_ownership);
+        // Wrong-MAC time and moves count until the trial's settle second is over too.
+        let settle = world.now() + Duration::from_secs(1);
+        world.run_until(settle);
         let (multi1, none1) = world.claim_totals();
+        let mut claim = claims::claim_trial(world, &mark, &heal);
+        claim.label = Some("partition".into());
+        claim.fence_delay = split.and_then(|s| s.fence_delay).map(|at| secs(at - start));
+        claim.dual_after_fence = split.and_then(|s| s.dual_claim_after).map(secs);
+        if merged {
+            let (wrong, longest) = claims::wrong_mac_since(world, &merge);
+            claim.merged = Some(secs(merge.at - heal_at));
+            claim.wrong_mac_after_merge = Some(wrong);
+            claim.wrong_mac_longest_after_merge = Some(longest);
+        }
         report.trials.push(Trial {
             trial,
             node: None,
@@ -826,12 +900,11 @@ fn trials_partition(
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
             faults: None,
+            claims: Some(claim),
         });
         if !healed {
             report.timeouts += 1;
         }
-        let settle = world.now() + Duration::from_secs(1);
-        world.run_until(settle);
         progress(1);
     }
 }
@@ -874,6 +947,7 @@ fn trials_flap(
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
             faults: None,
+            claims: None,
         });
         progress(1);
     }
@@ -890,7 +964,7 @@ fn trials_rolling(
     let mut rng = trial_rng(params, Stream::Peers, 0);
     for trial in 0..params.trials {
         let node = trial % params.nodes;
-        world.clear_awaiting();
+        let mark = claims::begin(world);
         let (multi0, none0) = world.claim_totals();
         let start = world.now();
         let generation = world.generation(node);
@@ -899,6 +973,7 @@ fn trials_rolling(
         let failover = failover_secs(world);
         let peers = random_up_peers(world, &mut rng, node);
         world.start(node, &peers);
+        let heal = claims::healed(world);
         let back = world.now();
         let cap = back + settle_cap(world.timing());
         let settled = world.run_while(cap, World::single_ownership);
@@ -909,6 +984,8 @@ fn trials_rolling(
         let next = world.now() + params.options.up;
         world.run_until(next);
         let (multi1, none1) = world.claim_totals();
+        let mut claim = claims::claim_trial(world, &mark, &heal);
+        claim.label = Some("restart".into());
         report.trials.push(Trial {
             trial,
             node: Some(node),
@@ -918,6 +995,7 @@ fn trials_rolling(
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
             faults: None,
+            claims: Some(claim),
         });
         progress(1);
     }
@@ -964,6 +1042,7 @@ fn trials_steady(
             multi_claim: secs(multi1 - multi0),
             no_owner: secs(none1 - none0),
             faults: None,
+            claims: None,
         });
         progress(1);
     }

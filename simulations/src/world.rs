@@ -1,19 +1,53 @@
-//! The simulated cluster: N real membership cores, one event queue ordered by (virtual time,
-//! sequence), the modelled network, and every node's own view of who owns each VIP.
+//! The simulated cluster: N real membership cores, each feeding a real speaker core
+//! ([`SpeakerCore`]), one event queue ordered by (virtual time, sequence), the modelled network,
+//! the modelled link and one modelled client.
 //!
-//! A node claims (announces) a VIP when its own view says it is the owner and it has been
-//! connected to the cluster at least once since it started: a freshly started speaker that
-//! knows nobody would otherwise claim every VIP.
+//! Who claims a VIP is what the nodes' speaker cores say: the world executes their `Claim` and
+//! `Release` effects and counts claimants from them alone. Each core is fed its node's
+//! membership events and live set, the world's VIPs with their eligible nodes, and the time;
+//! its `next_deadline` is an event in the queue. A crashed or stopped node's core is dropped
+//! (its claims vanish with it), a restarted node gets a fresh one. The virtual time is mapped
+//! onto one fixed base [`Instant`]: the cores only compare instants, so runs stay
+//! deterministic. Every node's membership view of each VIP's owner (rendezvous over its live
+//! members, without hold-downs or fencing) is kept too, to tell when the views agree.
+//!
+//! # The link (layer 2)
+//! Every node and the client share one segment. A gossip partition ([`Network::groups`]) or
+//! gossip loss leaves it alone: the worst case, a partition of the gossip only (a firewall on
+//! UDP 7946) while every speaker still reaches the clients and the other speakers. A node in
+//! [`Network::link_cut`] (cable cut) reaches nobody on the link and hears nobody. Link frames
+//! between nodes take [`LINK_LATENCY`] and are never lost; the client hears them at once.
+//! - `Announce(vip)` from node j, one gratuitous round: it reaches the client, and, as
+//!   `foreign_claim(vip)`, every other node on the link that claims the VIP or is fenced (the
+//!   others would ignore it).
+//! - `Probe(vip)` from node i: answered (as `foreign_claim(vip)` at i) when another running
+//!   node on the link claims the VIP at the moment of the probe.
+//! - A frozen (paused) node answers nothing; frames sent to it wait until it resumes.
+//!
+//! # The client
+//! One client holds one neighbour entry per VIP: the node whose frame it heard last. A
+//! gratuitous round sets or refreshes the entry; an entry not refreshed for
+//! [`CLIENT_ENTRY_TTL`] expires, and an expired or absent entry is resolved by a request that
+//! every running claimant on the link answers. The answers arrive in node order and the last
+//! one wins (the highest-numbered claimant); an unanswered request is retried after
+//! [`CLIENT_RETRY`]. No lock time, no packets. **Wrong-MAC time**: summed over VIPs, the time
+//! the client's entry points at a node other than the VIP's true owner while it has one.
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand::rngs::Xoshiro256PlusPlus;
 use swimlb_gossip::owner::NodePrefix;
 use swimlb_gossip::{KeyRing, Membership, MembershipEvent, NodeId, Seeds, Timing};
+use swimlb_speaker_core::announce::BurstSchedule;
+use swimlb_speaker_core::fence::ProbePolicy;
+use swimlb_speaker_core::flap::FlapPolicy;
+use swimlb_speaker_core::ownership::VipPlacement;
+use swimlb_speaker_core::startup::{HoldTimes, StartupHold};
+use swimlb_speaker_core::{CoreConfig, Effect, Notice, SpeakerCore};
 
 use crate::network::Network;
 use crate::{SimError, mix};
@@ -31,6 +65,12 @@ const GOSSIP_PORT: u16 = 7946;
 const NODE_BASE: u32 = 0xc612_0000;
 const VIP_BASE: u32 = 0xc613_0000;
 pub const MAX_VIPS: usize = 65_536;
+/// How long a frame takes from one node to another on the link.
+pub const LINK_LATENCY: Duration = Duration::from_millis(1);
+/// A client's neighbour entry not refreshed by a gratuitous frame for this long expires.
+pub const CLIENT_ENTRY_TTL: Duration = Duration::from_secs(30);
+/// How long the client waits before asking again when nobody answered its request.
+pub const CLIENT_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct WorldConfig {
@@ -75,7 +115,13 @@ struct Node {
     incarnation: u32,
     timer_at: Option<Duration>,
     held: Vec<Vec<u8>>,
-    connected: bool,
+    /// The node's speaker core while its process exists.
+    core: Option<SpeakerCore>,
+    core_timer_at: Option<Duration>,
+    /// VIPs (by index) this node claims, as its core's effects said.
+    claimed: BTreeSet<usize>,
+    /// Link frames (VIP indexes claimed by another MAC) that reached a frozen process.
+    held_link: Vec<usize>,
     live: Vec<bool>,
     view_owner: Vec<u32>,
     /// When this node's process last stopped (crash or leave).
@@ -112,6 +158,21 @@ enum Event {
     Resume {
         node: u32,
         incarnation: u32,
+    },
+    /// `node`'s speaker core has something due.
+    CoreTimer {
+        node: u32,
+        incarnation: u32,
+    },
+    /// A frame from another MAC claiming VIP `vip` reaches node `to` on the link.
+    LinkFrame {
+        to: u32,
+        incarnation: u32,
+        vip: u32,
+    },
+    /// The client looks at its entry for VIP `vip`: if it has expired, it asks.
+    ClientCheck {
+        vip: u32,
     },
 }
 
@@ -184,9 +245,55 @@ pub struct Captured {
     pub bytes: Vec<u8>,
 }
 
+/// The client's neighbour entry for one VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ClientEntry {
+    node: u32,
+    /// When a frame last set or refreshed it.
+    heard: Duration,
+}
+
+/// The modelled client (see the module documentation).
+#[derive(Debug, Default)]
+struct Client {
+    entries: Vec<Option<ClientEntry>>,
+    /// Since when each VIP's entry points at a node that is not its true owner.
+    wrong_since: Vec<Option<Duration>>,
+    /// Wrong-MAC time of the stretches that ended.
+    wrong_closed: Duration,
+    /// The (start, end) of every stretch that ended since [`World::forget_wrong_mac_stretches`].
+    stretches: Vec<(Duration, Duration)>,
+}
+
+/// Claims of one VIP from different partition groups, watched during a partition.
+#[derive(Debug)]
+struct SplitWatch {
+    groups: Vec<u32>,
+    /// VIPs claimed in two groups or more now.
+    split: BTreeSet<usize>,
+    /// When the last split ended (the watch's start if none began), and the dual-claim
+    /// total at that moment.
+    last_end: Duration,
+    multi_at_end: Duration,
+}
+
+/// What [`World::split_report`] found since [`World::watch_split`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitReport {
+    /// Watch start → the last moment a VIP was claimed in two groups; `None`: it still is.
+    pub fence_delay: Option<Duration>,
+    /// Dual-claim time (summed over VIPs) since that moment.
+    pub dual_claim_after: Option<Duration>,
+}
+
 pub struct World {
     pub network: Network,
     timing: Timing,
+    /// Virtual time zero, as the speaker cores see it.
+    base: Instant,
+    /// Every VIP with the nodes allowed to own it, as every core is given it.
+    placement: VipPlacement,
+    hold_times: HoldTimes,
     seed: u64,
     now: Duration,
     queue: BinaryHeap<Reverse<Queued>>,
@@ -202,7 +309,15 @@ pub struct World {
     /// (up node, VIP) pairs whose view differs from `truth`.
     disagreements: usize,
     claimants: Vec<u16>,
+    /// VIPs nobody claims.
+    unclaimed: usize,
+    /// Claims made per VIP: each is a move of the VIP to a node.
+    claims_made: Vec<u64>,
     claim_since: Vec<Duration>,
+    client: Client,
+    split: Option<SplitWatch>,
+    /// When each observer first reported each member in flap hold-down, by (member, observer).
+    held_down: BTreeMap<(usize, usize), Duration>,
     multi_claim_total: Duration,
     no_owner_total: Duration,
     /// VIPs whose owner went away, with when; cleared when the new owner claims them.
@@ -252,6 +367,16 @@ impl World {
             scores.extend(prefixes.iter().map(|p| p.score(*vip)));
         }
         let eligible: Vec<bool> = (0..n).map(|i| i < n - config.ineligible).collect();
+        let allowed: Option<BTreeSet<String>> = (config.ineligible > 0).then(|| {
+            names
+                .iter()
+                .zip(&eligible)
+                .filter(|(_, ok)| **ok)
+                .map(|(name, _)| name.clone())
+                .collect()
+        });
+        let placement: VipPlacement = vips.iter().map(|vip| (*vip, allowed.clone())).collect();
+        let hold_times = HoldTimes::for_timing(&config.timing, n);
         let nodes = names
             .iter()
             .enumerate()
@@ -268,7 +393,10 @@ impl World {
                 incarnation: 0,
                 timer_at: None,
                 held: Vec::new(),
-                connected: false,
+                core: None,
+                core_timer_at: None,
+                claimed: BTreeSet::new(),
+                held_link: Vec::new(),
                 live: Vec::new(),
                 view_owner: Vec::new(),
                 stopped_at: Duration::ZERO,
@@ -282,9 +410,13 @@ impl World {
                 member_list_bytes: BTreeMap::new(),
             })
             .collect();
-        Ok(Self {
+        let vip_count = vips.len();
+        let mut world = Self {
             network: config.network,
             timing: config.timing,
+            base: Instant::now(),
+            placement,
+            hold_times,
             seed: config.seed,
             now: Duration::ZERO,
             queue: BinaryHeap::new(),
@@ -294,7 +426,16 @@ impl World {
             eligible,
             truth: vec![NONE; vips.len()],
             claimants: vec![0; vips.len()],
+            unclaimed: vips.len(),
+            claims_made: vec![0; vips.len()],
             claim_since: vec![Duration::ZERO; vips.len()],
+            client: Client {
+                entries: vec![None; vips.len()],
+                wrong_since: vec![None; vips.len()],
+                ..Client::default()
+            },
+            split: None,
+            held_down: BTreeMap::new(),
             vips,
             scores,
             disagreements: 0,
@@ -310,7 +451,11 @@ impl World {
             capture: None,
             watched: None,
             keyring: KeyRing::new(1, CLUSTER_KEY),
-        })
+        };
+        for v in 0..vip_count {
+            world.push(Duration::ZERO, Event::ClientCheck { vip: v as u32 });
+        }
+        Ok(world)
     }
 
     // ----- accessors -------------------------------------------------------------------------
@@ -357,7 +502,8 @@ impl World {
     pub fn true_owner(&self, v: usize) -> Option<usize> {
         (self.truth[v] != NONE).then_some(self.truth[v] as usize)
     }
-    /// Node `i`'s own idea of who owns VIP `v`.
+    /// Node `i`'s membership view of who owns VIP `v` (rendezvous over its live members;
+    /// its speaker core may differ: hold-downs, fencing, the start-up hold).
     pub fn view_owner(&self, i: usize, v: usize) -> Option<usize> {
         self.nodes[i]
             .view_owner
@@ -365,11 +511,98 @@ impl World {
             .filter(|o| **o != NONE)
             .map(|o| *o as usize)
     }
-    /// Nodes announcing VIP `v` right now.
+    /// Nodes claiming VIP `v` right now (by their cores' effects).
     pub fn claimants(&self, v: usize) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|&i| self.claims(i) && self.nodes[i].view_owner.get(v) == Some(&(i as u32)))
+            .filter(|&i| self.nodes[i].claimed.contains(&v))
             .collect()
+    }
+    /// Every VIP has at least one claimant.
+    pub fn every_vip_claimed(&self) -> bool {
+        self.unclaimed == 0
+    }
+    /// Claims made of VIP `v` so far (each one a move of the VIP to a node).
+    pub fn claims_made(&self, v: usize) -> u64 {
+        self.claims_made[v]
+    }
+    /// Node `i`'s speaker core, while its process exists.
+    pub fn core(&self, i: usize) -> Option<&SpeakerCore> {
+        self.nodes[i].core.as_ref()
+    }
+    /// When `observer` first reported `member` in flap hold-down.
+    pub fn held_down_since(&self, member: usize, observer: usize) -> Option<Duration> {
+        self.held_down.get(&(member, observer)).copied()
+    }
+    /// Forgets the hold-down reports (a new trial starts).
+    pub fn forget_hold_downs(&mut self) {
+        self.held_down.clear();
+    }
+    /// The node the client's entry for VIP `v` points at.
+    pub fn client_entry(&self, v: usize) -> Option<usize> {
+        self.client.entries[v].map(|e| e.node as usize)
+    }
+    /// Wrong-MAC time so far, summed over VIPs.
+    pub fn wrong_mac_total(&self) -> Duration {
+        let open: Duration = self
+            .client
+            .wrong_since
+            .iter()
+            .flatten()
+            .map(|since| self.now - *since)
+            .sum();
+        self.client.wrong_closed + open
+    }
+    /// The longest single stretch of one VIP's wrong-MAC time after `from` (a stretch counts
+    /// from `from` at the earliest), among the stretches still open or ended since the last
+    /// [`World::forget_wrong_mac_stretches`].
+    pub fn wrong_mac_longest_since(&self, from: Duration) -> Duration {
+        let open = self
+            .client
+            .wrong_since
+            .iter()
+            .flatten()
+            .map(|since| (*since, self.now));
+        self.client
+            .stretches
+            .iter()
+            .copied()
+            .chain(open)
+            .filter(|(_, end)| *end > from)
+            .map(|(start, end)| end - start.max(from))
+            .max()
+            .unwrap_or_default()
+    }
+    /// Forgets the ended wrong-MAC stretches (a new trial starts).
+    pub fn forget_wrong_mac_stretches(&mut self) {
+        self.client.stretches.clear();
+    }
+    /// Starts watching for VIPs claimed from two partition groups at once (`groups[i]`: node
+    /// i's group), see [`World::split_report`].
+    pub fn watch_split(&mut self, groups: Vec<u32>) {
+        let (multi, _) = self.claim_totals();
+        let mut watch = SplitWatch {
+            groups,
+            split: BTreeSet::new(),
+            last_end: self.now,
+            multi_at_end: multi,
+        };
+        for v in 0..self.vips.len() {
+            if self.split_now(&watch.groups, v) {
+                watch.split.insert(v);
+            }
+        }
+        self.split = Some(watch);
+    }
+    /// The fence delay and the dual-claim time after it, since [`World::watch_split`] (which
+    /// it stops).
+    pub fn split_report(&mut self) -> Option<SplitReport> {
+        let (multi, _) = self.claim_totals();
+        let watch = self.split.take()?;
+        let fenced = watch.split.is_empty();
+        Some(SplitReport {
+            fence_delay: fenced.then_some(watch.last_end),
+            dual_claim_after: fenced.then(|| multi - watch.multi_at_end),
+        })
     }
     pub fn claimant_count(&self, v: usize) -> usize {
         usize::from(self.claimants[v])
@@ -388,24 +621,26 @@ impl World {
     pub fn agreed(&self) -> bool {
         self.disagreements == 0
     }
-    /// Every VIP is announced by exactly its true owner and every view agrees.
+    /// Every VIP is claimed by exactly its true owner and every view agrees.
     pub fn single_ownership(&self) -> bool {
         self.agreed()
             && (0..self.vips.len()).all(|v| {
                 self.claimants[v] == 1 && self.truth[v] != NONE && {
                     let owner = self.truth[v] as usize;
-                    self.eligible[owner] && self.nodes[owner].state.is_up() && self.claims(owner)
+                    self.eligible[owner]
+                        && self.nodes[owner].state.is_up()
+                        && self.nodes[owner].claimed.contains(&v)
                 }
             })
     }
-    /// Every up node has connected at least once and every view agrees.
+    /// Every up node's start-up hold is over and every view agrees.
     pub fn converged(&self) -> bool {
         self.agreed()
             && self
                 .nodes
                 .iter()
                 .filter(|n| n.state.is_up())
-                .all(|n| n.connected)
+                .all(|n| n.core.as_ref().is_some_and(|c| !c.holding()))
     }
     pub fn awaiting_failover(&self) -> usize {
         self.awaiting.len()
@@ -539,14 +774,33 @@ impl World {
         let seeds = Seeds::from_u64(mix(self.seed, i as u64, node.generation));
         let mut member =
             Membership::new(id, self.timing.clone(), KeyRing::new(1, CLUSTER_KEY), seeds);
+        // The whole cluster is expected: a member seeing fewer than a majority live is
+        // isolated (NoQuorum) and its speaker fences.
+        member.set_expected_members(now, n);
         let peer_addrs: Vec<SocketAddr> = peers.iter().map(|&p| self.addr_of(p)).collect();
         member.join(now, &peer_addrs);
+        let has_peers = peers.iter().any(|&p| p != i);
+        let at = self.instant(now);
+        let mut core = SpeakerCore::new(
+            CoreConfig {
+                node: self.nodes[i].name.clone(),
+                schedule: BurstSchedule::default(),
+                hold: self.hold_times,
+                fencing: Some(ProbePolicy::default()),
+                flap: Some(FlapPolicy::default()),
+            },
+            StartupHold::known_at(self.hold_times, at, has_peers),
+        );
+        core.set_placement(at, self.placement.clone());
+        core.set_live(at, &member.live_names());
         let node = &mut self.nodes[i];
         node.member = Some(member);
+        node.core = Some(core);
+        node.core_timer_at = None;
+        node.held_link.clear();
         node.state = NodeState::Running;
         node.timer_at = None;
         node.held.clear();
-        node.connected = false;
         node.live = vec![false; n];
         node.live[i] = true;
         let own = if self.eligible[i] { i as u32 } else { NONE };
@@ -575,6 +829,12 @@ impl World {
             return;
         }
         let now = self.now;
+        let at = self.instant(now);
+        // The speaker releases its VIPs, then leaves the membership.
+        if let Some(core) = self.nodes[i].core.as_mut() {
+            core.stop(at);
+        }
+        self.drive_core(i);
         if let Some(member) = self.nodes[i].member.as_mut() {
             // An error here only means foca had nobody to tell.
             let _ = member.leave(now);
@@ -591,6 +851,7 @@ impl World {
         let node = &mut self.nodes[i];
         node.state = NodeState::Paused;
         node.timer_at = None;
+        node.core_timer_at = None;
         let incarnation = node.incarnation;
         self.push(
             self.now + duration,
@@ -603,10 +864,14 @@ impl World {
 
     fn stop(&mut self, i: usize, state: NodeState) {
         let now = self.now;
-        let claimed = self.claims(i);
         let node = &mut self.nodes[i];
         node.state = state;
         node.member = None;
+        // The process is gone, and its claims with it.
+        node.core = None;
+        node.core_timer_at = None;
+        node.held_link.clear();
+        let claimed = std::mem::take(&mut node.claimed);
         node.stopped_at = now;
         node.incarnation = node.incarnation.wrapping_add(1);
         node.timer_at = None;
@@ -614,15 +879,13 @@ impl World {
         node.queued = 0;
         node.up_total += now - node.up_since;
         for v in 0..self.vips.len() {
-            let mine = self.nodes[i].view_owner[v];
-            if mine != self.truth[v] {
+            if self.nodes[i].view_owner[v] != self.truth[v] {
                 self.disagreements -= 1;
             }
-            if claimed && mine == i as u32 {
-                self.add_claim(v, -1);
-            }
         }
-        self.nodes[i].connected = false;
+        for v in claimed {
+            self.add_claim(v, -1);
+        }
         self.truth_node_down(i);
     }
 
@@ -694,6 +957,7 @@ impl World {
                 }
                 n.state = NodeState::Running;
                 let held = std::mem::take(&mut n.held);
+                let held_link = std::mem::take(&mut n.held_link);
                 if let Some(member) = n.member.as_mut() {
                     // The socket buffer is read first, then overdue timers fire.
                     for bytes in &held {
@@ -701,8 +965,54 @@ impl World {
                     }
                     member.advance(at);
                 }
+                let instant = self.instant(at);
+                if let Some(core) = self.nodes[i].core.as_mut() {
+                    for v in held_link {
+                        core.foreign_claim(instant, self.vips[v]);
+                    }
+                    core.tick(instant);
+                }
                 self.collect(i);
             }
+            Event::CoreTimer { node, incarnation } => {
+                let i = node as usize;
+                let n = &mut self.nodes[i];
+                if n.incarnation != incarnation
+                    || n.state != NodeState::Running
+                    || n.core_timer_at != Some(at)
+                {
+                    return;
+                }
+                n.core_timer_at = None;
+                let instant = self.instant(at);
+                if let Some(core) = self.nodes[i].core.as_mut() {
+                    core.tick(instant);
+                }
+                self.drive_core(i);
+            }
+            Event::LinkFrame {
+                to,
+                incarnation,
+                vip,
+            } => {
+                let (i, v) = (to as usize, vip as usize);
+                let instant = self.instant(at);
+                let n = &mut self.nodes[i];
+                if n.incarnation != incarnation || !self.network.on_link(i) {
+                    return;
+                }
+                match n.state {
+                    NodeState::Running => {
+                        if let Some(core) = n.core.as_mut() {
+                            core.foreign_claim(instant, self.vips[v]);
+                        }
+                        self.drive_core(i);
+                    }
+                    NodeState::Paused => n.held_link.push(v),
+                    NodeState::Crashed | NodeState::Left => {}
+                }
+            }
+            Event::ClientCheck { vip } => self.client_check(vip as usize),
         }
     }
 
@@ -779,7 +1089,200 @@ impl World {
         *self.nodes[to].member_list_bytes.entry(from).or_default() += bytes.len() as u64;
     }
 
+    /// Virtual time `at` as the speaker cores see it.
+    fn instant(&self, at: Duration) -> Instant {
+        self.base + at
+    }
+
+    fn vip_index(&self, vip: IpAddr) -> Option<usize> {
+        let IpAddr::V4(v4) = vip else {
+            return None;
+        };
+        let index = u32::from(v4).checked_sub(VIP_BASE)? as usize;
+        (index < self.vips.len()).then_some(index)
+    }
+
+    /// Executes every effect node `i`'s speaker core has queued, and schedules its next
+    /// deadline.
+    fn drive_core(&mut self, i: usize) {
+        while let Some(effect) = self.nodes[i]
+            .core
+            .as_mut()
+            .and_then(SpeakerCore::poll_effect)
+        {
+            self.execute(i, effect);
+        }
+        let now = self.now;
+        let node = &mut self.nodes[i];
+        if node.state != NodeState::Running {
+            return;
+        }
+        let Some(deadline) = node
+            .core
+            .as_ref()
+            .and_then(|core| core.next_deadline(self.base + now))
+        else {
+            return;
+        };
+        // A deadline already past runs at once (but never twice at the same instant).
+        let at = deadline
+            .saturating_duration_since(self.base)
+            .max(now + Duration::from_micros(1));
+        if node.core_timer_at.is_none_or(|pending| at < pending) {
+            node.core_timer_at = Some(at);
+            let incarnation = node.incarnation;
+            self.push(
+                at,
+                Event::CoreTimer {
+                    node: i as u32,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    fn execute(&mut self, i: usize, effect: Effect) {
+        match effect {
+            Effect::Claim { vip, .. } => {
+                let Some(v) = self.vip_index(vip) else { return };
+                if self.nodes[i].claimed.insert(v) {
+                    self.claims_made[v] += 1;
+                    self.add_claim(v, 1);
+                    self.note_claim(i, v);
+                    self.check_failover(i, v);
+                }
+            }
+            Effect::Release { vip, .. } => {
+                let Some(v) = self.vip_index(vip) else { return };
+                if self.nodes[i].claimed.remove(&v) {
+                    self.add_claim(v, -1);
+                }
+            }
+            Effect::Announce(vip) => {
+                let Some(v) = self.vip_index(vip) else { return };
+                if self.network.on_link(i) {
+                    self.announce(i, v);
+                }
+            }
+            Effect::Probe(vip) => {
+                let Some(v) = self.vip_index(vip) else { return };
+                if !self.network.on_link(i) {
+                    return;
+                }
+                let answered = self.nodes.iter().enumerate().any(|(j, node)| {
+                    j != i
+                        && node.state == NodeState::Running
+                        && self.network.on_link(j)
+                        && node.claimed.contains(&v)
+                });
+                if answered {
+                    let incarnation = self.nodes[i].incarnation;
+                    self.push(
+                        self.now + LINK_LATENCY,
+                        Event::LinkFrame {
+                            to: i as u32,
+                            incarnation,
+                            vip: v as u32,
+                        },
+                    );
+                }
+            }
+            Effect::Notice(Notice::HeldDown { member }) => {
+                if let Some(j) = self.index_by_name.get(&member).copied() {
+                    self.held_down.entry((j, i)).or_insert(self.now);
+                }
+            }
+            Effect::Notice(_) => {}
+        }
+    }
+
+    /// Node `i`'s gratuitous round for VIP `v` reaches the client and the other nodes on the
+    /// link that care: those claiming it and those fenced.
+    fn announce(&mut self, i: usize, v: usize) {
+        self.client.entries[v] = Some(ClientEntry {
+            node: i as u32,
+            heard: self.now,
+        });
+        self.update_wrong(v);
+        let listeners: Vec<(usize, u32)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, node)| {
+                *j != i
+                    && node.state.is_up()
+                    && self.network.on_link(*j)
+                    && (node.claimed.contains(&v)
+                        || node.core.as_ref().is_some_and(|c| c.fenced().is_some()))
+            })
+            .map(|(j, node)| (j, node.incarnation))
+            .collect();
+        for (j, incarnation) in listeners {
+            self.push(
+                self.now + LINK_LATENCY,
+                Event::LinkFrame {
+                    to: j as u32,
+                    incarnation,
+                    vip: v as u32,
+                },
+            );
+        }
+    }
+
+    /// The client looks at its entry for VIP `v`: an expired or absent one is resolved by a
+    /// request the running claimants on the link answer, in node order, the last answer winning.
+    fn client_check(&mut self, v: usize) {
+        let now = self.now;
+        if let Some(entry) = self.client.entries[v]
+            && entry.heard + CLIENT_ENTRY_TTL > now
+        {
+            self.push(
+                entry.heard + CLIENT_ENTRY_TTL,
+                Event::ClientCheck { vip: v as u32 },
+            );
+            return;
+        }
+        let answer = (0..self.nodes.len()).rev().find(|&j| {
+            self.nodes[j].state == NodeState::Running
+                && self.network.on_link(j)
+                && self.nodes[j].claimed.contains(&v)
+        });
+        self.client.entries[v] = answer.map(|j| ClientEntry {
+            node: j as u32,
+            heard: now,
+        });
+        self.update_wrong(v);
+        let next = if answer.is_some() {
+            now + CLIENT_ENTRY_TTL
+        } else {
+            now + CLIENT_RETRY
+        };
+        self.push(next, Event::ClientCheck { vip: v as u32 });
+    }
+
+    /// Opens or closes VIP `v`'s wrong-MAC stretch after its entry or true owner changed.
+    fn update_wrong(&mut self, v: usize) {
+        let truth = self.truth[v];
+        let wrong = truth != NONE && self.client.entries[v].is_some_and(|e| e.node != truth);
+        let now = self.now;
+        let client = &mut self.client;
+        match (client.wrong_since[v], wrong) {
+            (None, true) => client.wrong_since[v] = Some(now),
+            (Some(since), false) => {
+                client.wrong_since[v] = None;
+                client.wrong_closed += now - since;
+                client.stretches.push((since, now));
+            }
+            _ => {}
+        }
+    }
+
     fn push(&mut self, at: Duration, event: Event) {
+        debug_assert!(
+            at >= self.now,
+            "pushed into the past: {at:?} < {:?}",
+            self.now
+        );
         self.seq += 1;
         self.queue.push(Reverse(Queued {
             at,
@@ -839,12 +1342,36 @@ impl World {
                 );
             }
         }
+        let live_changed = events.iter().any(|event| {
+            matches!(
+                event,
+                MembershipEvent::Up(_)
+                    | MembershipEvent::Down(_)
+                    | MembershipEvent::Rejoined { .. }
+                    | MembershipEvent::Renewed(_)
+            )
+        });
+        let at = self.instant(now);
         for event in events {
+            // The core sees each event before the new live set, as the daemon feeds it: a
+            // returning member's hold-down is known before it could take its VIPs back.
+            if let Some(core) = self.nodes[i].core.as_mut() {
+                core.membership_event(at, &event);
+            }
             self.apply_event(i, event);
         }
+        if live_changed {
+            let node = &mut self.nodes[i];
+            if let (Some(core), Some(member)) = (node.core.as_mut(), node.member.as_ref()) {
+                core.set_live(at, &member.live_names());
+            }
+        }
+        self.drive_core(i);
         let node = &mut self.nodes[i];
         if node.state == NodeState::Running
             && let Some(deadline) = node.member.as_ref().and_then(|m| m.next_deadline())
+            // An overdue deadline runs now: the queue never goes back in time.
+            && let deadline = deadline.max(now)
             && node.timer_at.is_none_or(|at| deadline < at)
         {
             node.timer_at = Some(deadline);
@@ -908,18 +1435,6 @@ impl World {
                 }
                 self.sync_live(i, &id.name);
             }
-            MembershipEvent::Connected => {
-                if !self.nodes[i].connected {
-                    self.nodes[i].connected = true;
-                    for v in 0..self.vips.len() {
-                        if self.nodes[i].view_owner[v] == i as u32 {
-                            self.add_claim(v, 1);
-                            self.note_claim(i, v);
-                            self.check_failover(i, v);
-                        }
-                    }
-                }
-            }
             // Declared down while alive, foca renewed the identity: track the new generation.
             MembershipEvent::Renewed(id) => {
                 self.nodes[i].generation = self.nodes[i].generation.max(id.generation);
@@ -936,7 +1451,9 @@ impl World {
                     });
                 }
             }
-            MembershipEvent::Isolated | MembershipEvent::Reachability(_) => {}
+            MembershipEvent::Connected
+            | MembershipEvent::Isolated
+            | MembershipEvent::Reachability(_) => {}
         }
     }
 
@@ -988,22 +1505,6 @@ impl World {
             self.disagreements += 1;
         }
         self.nodes[i].view_owner[v] = owner;
-        if self.claims(i) {
-            if old == i as u32 {
-                self.add_claim(v, -1);
-            }
-            if owner == i as u32 {
-                self.add_claim(v, 1);
-                self.note_claim(i, v);
-                self.check_failover(i, v);
-            }
-        }
-    }
-
-    /// Node `i` announces the VIPs its view gives it.
-    fn claims(&self, i: usize) -> bool {
-        let node = &self.nodes[i];
-        node.state.is_up() && node.connected
     }
 
     /// Records a claim of a VIP that another running node really owns.
@@ -1034,8 +1535,57 @@ impl World {
 
     fn add_claim(&mut self, v: usize, delta: i32) {
         self.account(v);
-        let count = i32::from(self.claimants[v]) + delta;
+        let before = self.claimants[v];
+        let count = i32::from(before) + delta;
         self.claimants[v] = u16::try_from(count.max(0)).unwrap_or(u16::MAX);
+        match (before, self.claimants[v]) {
+            (0, 1..) => self.unclaimed -= 1,
+            (1.., 0) => self.unclaimed += 1,
+            _ => {}
+        }
+        self.update_split(v);
+    }
+
+    /// Whether VIP `v` is claimed from two partition groups or more.
+    fn split_now(&self, groups: &[u32], v: usize) -> bool {
+        let mut seen = None;
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.claimed.contains(&v) {
+                let group = groups.get(i).copied().unwrap_or(0);
+                match seen {
+                    None => seen = Some(group),
+                    Some(g) if g != group => return true,
+                    Some(_) => {}
+                }
+            }
+        }
+        false
+    }
+
+    fn update_split(&mut self, v: usize) {
+        let Some(watch) = self.split.as_ref() else {
+            return;
+        };
+        let split = self.split_now(&watch.groups, v);
+        let was_empty = watch.split.is_empty();
+        let Some(watch) = self.split.as_mut() else {
+            return;
+        };
+        if split {
+            watch.split.insert(v);
+            return;
+        }
+        if watch.split.remove(&v) && !was_empty && watch.split.is_empty() {
+            watch.last_end = self.now;
+            // The dual-claim total up to now, without disturbing the per-VIP accounting.
+            let open: Duration = (0..self.vips.len())
+                .filter(|&u| self.claimants[u] >= 2)
+                .map(|u| self.now - self.claim_since[u])
+                .sum();
+            if let Some(watch) = self.split.as_mut() {
+                watch.multi_at_end = self.multi_claim_total + open;
+            }
+        }
     }
 
     fn account(&mut self, v: usize) {
@@ -1079,8 +1629,7 @@ impl World {
                 self.awaiting.insert(v, self.now);
                 // The successor may already be announcing it (its view was ahead).
                 if let Some(b) = best
-                    && self.claims(b)
-                    && self.nodes[b].view_owner[v] == b as u32
+                    && self.nodes[b].claimed.contains(&v)
                 {
                     self.check_failover(b, v);
                 }
@@ -1093,6 +1642,8 @@ impl World {
         if old == owner {
             return;
         }
+        self.truth[v] = owner;
+        self.update_wrong(v);
         for node in self.nodes.iter().filter(|n| n.state.is_up()) {
             let view = node.view_owner[v];
             if view != old {
@@ -1102,7 +1653,6 @@ impl World {
                 self.disagreements += 1;
             }
         }
-        self.truth[v] = owner;
     }
 }
 

@@ -148,14 +148,26 @@ fn the_same_seed_gives_byte_identical_json() {
 }
 
 #[test]
-fn a_partition_makes_both_sides_claim_and_heals_to_single_ownership() {
+fn a_gossip_partition_leaves_one_claimant_per_vip_and_heals_to_single_ownership() {
     let mut world = world(6, 24, 0.0, 3, 0);
     assert!(world.single_ownership());
     world.network.partition(vec![0, 0, 0, 0, 1, 1]);
     let heal_at = world.now() + Duration::from_secs(3);
     world.run_until(heal_at);
-    // No fencing: the minority announces what it believes it owns.
-    assert!((0..24).any(|v| world.claimant_count(v) >= 2));
+    // The minority (2 of 6, no quorum) is fenced: on the shared link it yields every VIP the
+    // majority took over, and nothing is left unclaimed.
+    for v in 0..24 {
+        assert_eq!(
+            world.claimant_count(v),
+            1,
+            "VIP {v}: {:?}",
+            world.claimants(v)
+        );
+        assert!(
+            world.claimants(v).iter().all(|&i| i < 4),
+            "VIP {v} on the minority"
+        );
+    }
     world.network.heal();
     let limit = heal_at + Duration::from_secs(30);
     assert!(
