@@ -170,7 +170,9 @@ impl SpeakerCore {
             effective: live.clone(),
             live,
             hold,
-            fence: config.fencing.map(Fence::new),
+            fence: config
+                .fencing
+                .map(|policy| Fence::new(policy, &config.node)),
             flaps: FlapTracker::new(config.flap),
             seen_down: BTreeSet::new(),
             announcements: Announcements::new(config.schedule),
@@ -419,7 +421,7 @@ impl SpeakerCore {
     fn effective_live(&self, now: Instant) -> BTreeSet<String> {
         self.live
             .iter()
-            .filter(|member| !self.flaps.held_down(member, now))
+            .filter(|member| !self.flaps.held_down(member, now, self.live.len()))
             .cloned()
             .collect()
     }

@@ -32,12 +32,13 @@ pub struct ProbePolicy {
 }
 
 impl Default for ProbePolicy {
-    /// Three probes 200 ms apart: a VIP is claimed 600 ms after the speaker wants it. (RFC 5227
-    /// spaces its probes 1–2 s apart for hosts that may sleep; speakers answer at once.)
+    /// Three probes 100 ms apart: a VIP is claimed 300 ms after the speaker wants it. (RFC 5227
+    /// spaces its probes 1–2 s apart for hosts that may sleep; a speaker answers within a
+    /// millisecond, so a few lost frames are what the three probes cover.)
     fn default() -> Self {
         Self {
             probes: 3,
-            interval: Duration::from_millis(200),
+            interval: Duration::from_millis(100),
             recheck: Duration::from_secs(1),
         }
     }
@@ -57,17 +58,34 @@ enum Standing {
 #[derive(Debug, Clone)]
 pub struct Fence {
     policy: ProbePolicy,
+    /// Spreads the rechecks of different speakers: two fenced speakers that yielded a VIP to
+    /// each other at the same moment must not probe it again in step.
+    seed: u64,
     reason: Option<IsolationReason>,
     standing: BTreeMap<IpAddr, Standing>,
 }
 
 impl Fence {
-    pub fn new(policy: ProbePolicy) -> Self {
+    /// A fence for the speaker named `node` (the name seeds its recheck spread).
+    pub fn new(policy: ProbePolicy, node: &str) -> Self {
         Self {
             policy,
+            seed: fnv1a(node.as_bytes(), FNV_OFFSET),
             reason: None,
             standing: BTreeMap::new(),
         }
+    }
+
+    /// How long a VIP found held is left alone: the recheck period and up to half of it more,
+    /// fixed per (speaker, VIP).
+    fn held_for(&self, vip: IpAddr) -> Duration {
+        let octets = match vip {
+            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        let spread = self.policy.recheck / 2;
+        let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.policy.recheck + Duration::from_millis(fnv1a(&octets, self.seed) % spread_ms)
     }
 
     pub fn reason(&self) -> Option<IsolationReason> {
@@ -120,13 +138,12 @@ impl Fence {
     /// Another MAC claims `vip`: it is left to that holder until a recheck. True when this
     /// speaker had claimed it (and must now let it go).
     pub fn held_elsewhere(&mut self, now: Instant, vip: IpAddr) -> bool {
+        let until = now + self.held_for(vip);
         let Some(standing) = self.standing.get_mut(&vip) else {
             return false;
         };
         let was_claimed = matches!(standing, Standing::Unheld { .. });
-        *standing = Standing::Held {
-            until: now + self.policy.recheck,
-        };
+        *standing = Standing::Held { until };
         was_claimed
     }
 
@@ -184,6 +201,15 @@ impl Fence {
     }
 }
 
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a: a stable hash, the same on every platform and run.
+fn fnv1a(bytes: &[u8], start: u64) -> u64 {
+    bytes.iter().fold(start, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +231,7 @@ mod tests {
     #[test]
     fn an_unanswered_vip_is_claimed_one_interval_after_the_third_probe() {
         let start = Instant::now();
-        let mut fence = Fence::new(ProbePolicy::default());
+        let mut fence = Fence::new(ProbePolicy::default(), "a");
         fence.engage(start, REASON, &BTreeSet::new());
         fence.want(start, &BTreeSet::from([vip(1)]));
         let mut sent = Vec::new();
@@ -219,15 +245,15 @@ mod tests {
             }
             now = fence.next_deadline().expect("a step is always pending");
         }
-        assert_eq!(sent, vec![ms(0), ms(200), ms(400)]);
-        assert_eq!(claimed_at, Some(ms(600)));
+        assert_eq!(sent, vec![ms(0), ms(100), ms(200)]);
+        assert_eq!(claimed_at, Some(ms(300)));
         assert_eq!(fence.claims(), BTreeSet::from([vip(1)]));
     }
 
     #[test]
     fn an_answered_probe_leaves_the_vip_to_its_holder_until_the_recheck() {
         let start = Instant::now();
-        let mut fence = Fence::new(ProbePolicy::default());
+        let mut fence = Fence::new(ProbePolicy::default(), "a");
         fence.engage(start, REASON, &BTreeSet::new());
         fence.want(start, &BTreeSet::from([vip(1)]));
         fence.poll(start);
@@ -235,18 +261,35 @@ mod tests {
             !fence.held_elsewhere(start + ms(1), vip(1)),
             "not claimed yet"
         );
-        let (probes, changed) = fence.poll(start + ms(700));
+        let (probes, changed) = fence.poll(start + ms(400));
         assert!(probes.is_empty() && !changed);
         assert!(fence.claims().is_empty());
-        // Probed again after the recheck period.
-        let (probes, _) = fence.poll(start + ms(1001));
-        assert_eq!(probes, vec![vip(1)]);
+        // Probed again after the recheck period and its spread.
+        let again = start + ms(1) + fence.held_for(vip(1));
+        assert!(fence.poll(again - ms(1)).0.is_empty());
+        assert_eq!(fence.poll(again).0, vec![vip(1)]);
+    }
+
+    #[test]
+    fn rechecks_of_different_speakers_are_spread_over_half_a_period() {
+        let policy = ProbePolicy::default();
+        let waits: BTreeSet<Duration> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|node| Fence::new(policy, node).held_for(vip(1)))
+            .collect();
+        assert!(
+            waits.len() > 1,
+            "the same wait for every speaker: {waits:?}"
+        );
+        for wait in waits {
+            assert!(wait >= policy.recheck && wait < policy.recheck * 3 / 2);
+        }
     }
 
     #[test]
     fn vips_held_when_the_fence_engages_stay_claimed_until_someone_answers() {
         let start = Instant::now();
-        let mut fence = Fence::new(ProbePolicy::default());
+        let mut fence = Fence::new(ProbePolicy::default(), "a");
         let held = BTreeSet::from([vip(1), vip(2)]);
         fence.engage(start, REASON, &held);
         fence.want(start, &held);
@@ -260,7 +303,7 @@ mod tests {
     #[test]
     fn a_vip_no_longer_wanted_is_forgotten_and_lifting_clears_everything() {
         let start = Instant::now();
-        let mut fence = Fence::new(ProbePolicy::default());
+        let mut fence = Fence::new(ProbePolicy::default(), "a");
         let held = BTreeSet::from([vip(1), vip(2)]);
         fence.engage(start, REASON, &held);
         fence.want(start, &BTreeSet::from([vip(2)]));

@@ -5,7 +5,12 @@
 //! saw it down; this node renewing its own identity after the others declared it down). A
 //! member with more than `max_returns` returns within `window` is held down until `hold_down`
 //! after its latest return: while held down it owns nothing, in every speaker's computation,
-//! its own included. Pure state; the caller passes the time in.
+//! its own included.
+//!
+//! A flap is one member's trouble. When more than a third of the members would be held down
+//! at once, the trouble is the cluster's (repeated partitions renew every member at every
+//! heal): holding them down would leave the VIPs without owners, so then nobody is held down.
+//! Pure state; the caller passes the time in.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -61,9 +66,14 @@ impl FlapTracker {
         returns.len() > policy.max_returns
     }
 
-    /// Whether `member` is held down at `now`.
-    pub fn held_down(&self, member: &str, now: Instant) -> bool {
-        self.release_at(member).is_some_and(|release| now < release)
+    /// Whether `member` is held down at `now`, in a cluster of `members` live members.
+    pub fn held_down(&self, member: &str, now: Instant, members: usize) -> bool {
+        let engaged = |m: &str| self.release_at(m).is_some_and(|release| now < release);
+        if !engaged(member) {
+            return false;
+        }
+        let all_engaged = self.returns.keys().filter(|m| engaged(m)).count();
+        all_engaged * 3 <= members
     }
 
     /// Whether `member` has been put in a hold-down that may since have ended.
@@ -116,18 +126,18 @@ mod tests {
         let mut flaps = FlapTracker::new(Some(FlapPolicy::default()));
         for i in 0..3 {
             assert!(!flaps.returned("b", start + s(2 * i)));
-            assert!(!flaps.held_down("b", start + s(2 * i)));
+            assert!(!flaps.held_down("b", start + s(2 * i), 5));
         }
         assert!(flaps.returned("b", start + s(6)));
-        assert!(flaps.held_down("b", start + s(6)));
-        assert!(flaps.held_down("b", start + s(35)));
+        assert!(flaps.held_down("b", start + s(6), 5));
+        assert!(flaps.held_down("b", start + s(35), 5));
         assert!(
-            !flaps.held_down("b", start + s(36)),
+            !flaps.held_down("b", start + s(36), 5),
             "30 s after the last return"
         );
         assert_eq!(flaps.next_release(start + s(7)), Some(start + s(36)));
         assert!(
-            !flaps.held_down("a", start + s(6)),
+            !flaps.held_down("a", start + s(6), 5),
             "only the flapping member"
         );
     }
@@ -148,8 +158,28 @@ mod tests {
         for i in 0..6 {
             flaps.returned("b", start + s(2 * i));
         }
-        assert!(flaps.held_down("b", start + s(39)));
-        assert!(!flaps.held_down("b", start + s(40)));
+        assert!(flaps.held_down("b", start + s(39), 5));
+        assert!(!flaps.held_down("b", start + s(40), 5));
+    }
+
+    #[test]
+    fn when_a_third_of_the_members_flap_nobody_is_held_down() {
+        let start = Instant::now();
+        let mut flaps = FlapTracker::new(Some(FlapPolicy::default()));
+        for i in 0..4 {
+            for member in ["a", "b"] {
+                flaps.returned(member, start + s(2 * i));
+            }
+        }
+        assert!(
+            flaps.held_down("a", start + s(7), 6),
+            "2 of 6: a member's trouble"
+        );
+        assert!(
+            !flaps.held_down("a", start + s(7), 5),
+            "2 of 5: the cluster's trouble"
+        );
+        assert!(!flaps.held_down("b", start + s(7), 5));
     }
 
     #[test]
@@ -159,7 +189,7 @@ mod tests {
         for i in 0..10 {
             assert!(!flaps.returned("b", start + s(i)));
         }
-        assert!(!flaps.held_down("b", start + s(10)));
+        assert!(!flaps.held_down("b", start + s(10), 5));
         assert_eq!(flaps.next_release(start), None);
     }
 
