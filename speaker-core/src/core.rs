@@ -421,7 +421,7 @@ impl SpeakerCore {
     fn effective_live(&self, now: Instant) -> BTreeSet<String> {
         self.live
             .iter()
-            .filter(|member| !self.flaps.held_down(member, now, self.live.len()))
+            .filter(|member| !self.flaps.held_down(member, now))
             .cloned()
             .collect()
     }

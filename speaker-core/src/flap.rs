@@ -7,13 +7,17 @@
 //! after its latest return: while held down it owns nothing, in every speaker's computation,
 //! its own included.
 //!
-//! A flap is one member's trouble. When more than a third of the members would be held down
-//! at once, the trouble is the cluster's (repeated partitions renew every member at every
-//! heal): holding them down would leave the VIPs without owners, so then nobody is held down.
-//! Pure state; the caller passes the time in.
+//! A flap is one member's trouble. Returns of two or more members within [`MASS_RETURN`] of
+//! each other are the cluster's trouble (a healed partition renews every member on both
+//! sides at once): they count for nobody, so repeated partitions never leave the VIPs without
+//! owners. Every speaker sees such a burst (each side sees the other return, and itself
+//! renew), so they agree on it. Pure state; the caller passes the time in.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
+
+/// Returns of different members this close together are one event of the whole cluster.
+pub const MASS_RETURN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlapPolicy {
@@ -39,6 +43,8 @@ pub struct FlapTracker {
     /// `None`: hold-down switched off.
     policy: Option<FlapPolicy>,
     returns: BTreeMap<String, VecDeque<Instant>>,
+    /// Every return of the last [`MASS_RETURN`], counted or not.
+    recent: VecDeque<(Instant, String)>,
 }
 
 impl FlapTracker {
@@ -46,6 +52,7 @@ impl FlapTracker {
         Self {
             policy,
             returns: BTreeMap::new(),
+            recent: VecDeque::new(),
         }
     }
 
@@ -55,6 +62,24 @@ impl FlapTracker {
         let Some(policy) = self.policy else {
             return false;
         };
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > MASS_RETURN)
+        {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((now, member.to_owned()));
+        let returning: BTreeSet<&str> = self.recent.iter().map(|(_, m)| m.as_str()).collect();
+        if returning.len() > 1 {
+            // A mass return: uncount every return of the burst, this one included.
+            for (at, other) in &self.recent {
+                if let Some(counted) = self.returns.get_mut(other) {
+                    counted.retain(|t| t != at);
+                }
+            }
+            return false;
+        }
         let returns = self.returns.entry(member.to_owned()).or_default();
         returns.push_back(now);
         while returns
@@ -66,14 +91,9 @@ impl FlapTracker {
         returns.len() > policy.max_returns
     }
 
-    /// Whether `member` is held down at `now`, in a cluster of `members` live members.
-    pub fn held_down(&self, member: &str, now: Instant, members: usize) -> bool {
-        let engaged = |m: &str| self.release_at(m).is_some_and(|release| now < release);
-        if !engaged(member) {
-            return false;
-        }
-        let all_engaged = self.returns.keys().filter(|m| engaged(m)).count();
-        all_engaged * 3 <= members
+    /// Whether `member` is held down at `now`.
+    pub fn held_down(&self, member: &str, now: Instant) -> bool {
+        self.release_at(member).is_some_and(|release| now < release)
     }
 
     /// Whether `member` has been put in a hold-down that may since have ended.
@@ -126,18 +146,18 @@ mod tests {
         let mut flaps = FlapTracker::new(Some(FlapPolicy::default()));
         for i in 0..3 {
             assert!(!flaps.returned("b", start + s(2 * i)));
-            assert!(!flaps.held_down("b", start + s(2 * i), 5));
+            assert!(!flaps.held_down("b", start + s(2 * i)));
         }
         assert!(flaps.returned("b", start + s(6)));
-        assert!(flaps.held_down("b", start + s(6), 5));
-        assert!(flaps.held_down("b", start + s(35), 5));
+        assert!(flaps.held_down("b", start + s(6)));
+        assert!(flaps.held_down("b", start + s(35)));
         assert!(
-            !flaps.held_down("b", start + s(36), 5),
+            !flaps.held_down("b", start + s(36)),
             "30 s after the last return"
         );
         assert_eq!(flaps.next_release(start + s(7)), Some(start + s(36)));
         assert!(
-            !flaps.held_down("a", start + s(6), 5),
+            !flaps.held_down("a", start + s(6)),
             "only the flapping member"
         );
     }
@@ -158,28 +178,30 @@ mod tests {
         for i in 0..6 {
             flaps.returned("b", start + s(2 * i));
         }
-        assert!(flaps.held_down("b", start + s(39), 5));
-        assert!(!flaps.held_down("b", start + s(40), 5));
+        assert!(flaps.held_down("b", start + s(39)));
+        assert!(!flaps.held_down("b", start + s(40)));
     }
 
     #[test]
-    fn when_a_third_of_the_members_flap_nobody_is_held_down() {
+    fn returns_of_several_members_together_count_for_nobody() {
         let start = Instant::now();
         let mut flaps = FlapTracker::new(Some(FlapPolicy::default()));
-        for i in 0..4 {
-            for member in ["a", "b"] {
-                flaps.returned(member, start + s(2 * i));
-            }
+        for i in 0..6 {
+            // A partition healing every 4 s: a renews, b and c return with it.
+            let heal = start + s(4 * i);
+            assert!(!flaps.returned("a", heal));
+            assert!(!flaps.returned("b", heal + Duration::from_millis(300)));
+            assert!(!flaps.returned("c", heal + Duration::from_millis(900)));
         }
-        assert!(
-            flaps.held_down("a", start + s(7), 6),
-            "2 of 6: a member's trouble"
-        );
-        assert!(
-            !flaps.held_down("a", start + s(7), 5),
-            "2 of 5: the cluster's trouble"
-        );
-        assert!(!flaps.held_down("b", start + s(7), 5));
+        for member in ["a", "b", "c"] {
+            assert!(!flaps.held_down(member, start + s(21)), "{member}");
+        }
+        // b alone keeps flapping afterwards: that counts again.
+        for i in 0..4 {
+            flaps.returned("b", start + s(30 + 4 * i));
+        }
+        assert!(flaps.held_down("b", start + s(43)));
+        assert!(!flaps.held_down("a", start + s(43)));
     }
 
     #[test]
@@ -189,7 +211,7 @@ mod tests {
         for i in 0..10 {
             assert!(!flaps.returned("b", start + s(i)));
         }
-        assert!(!flaps.held_down("b", start + s(10), 5));
+        assert!(!flaps.held_down("b", start + s(10)));
         assert_eq!(flaps.next_release(start), None);
     }
 

@@ -959,6 +959,36 @@ for i in $(seq 1 "$nodes"); do
 done
 rss_mib="$(awk -v k="$rss_max" 'BEGIN { printf "%.1f", k / 1024 }')"
 
+# ---------------------------------------------------------------- mass failure
+# 60 % of the nodes crash at once (cables pulled, kill -9). The survivors see fewer live members
+# than a majority of the 5 they expect: they are fenced, and must still take every VIP, because
+# nobody answers their probes. Measured: from the crash to the moment every one of the 1,000
+# VIPs is claimed by exactly one survivor (sampled from /vips).
+dead=$(( (nodes * 6 + 9) / 10 ))
+note "mass failure: $dead of $nodes nodes crash at once; the fenced survivors must take every VIP"
+for _ in $(seq 1 50); do
+  [ "$(claims | awk '{ print $1 }' | sort -u | wc -l)" = 1000 ] && break
+  sleep 0.1
+done
+t0="$(now)"
+for i in $(seq 1 "$dead"); do
+  cable "$i" down
+  kill -9 "${pid[$i]}"
+  kill_probes "$i"
+done
+for i in $(seq 1 "$dead"); do wait "${pid[$i]}" 2>/dev/null || true; unset "pid[$i]"; done
+mass_ms=none
+for _ in $(seq 1 200); do
+  if claims | awk '{ n[$1]++ } END { for (v in n) if (n[v] != 1) exit 1; exit !(length(n) == 1000) }'; then
+    mass_ms="$(awk -v t="$t0" -v n="$(now)" 'BEGIN { printf "%.0f", (n - t) * 1000 }')"
+    break
+  fi
+  sleep 0.05
+done
+[ "$mass_ms" != none ] || fail "mass failure: the survivors did not take every VIP within 10 s"
+fenced="$(for i in $(seq $(( dead + 1 )) "$nodes"); do http "$i" /metrics | awk '/^swimlb_speaker_fenced / { print $2 }'; done | tr '\n' ' ')"
+echo "   every VIP owned again by exactly one survivor after $mass_ms ms (survivors fenced: $fenced)"
+
 # ---------------------------------------------------------------- report
 echo
 echo "== report ($nodes nodes, fast preset)"
@@ -1031,6 +1061,7 @@ target "kill -9 failover p99 (ms)" "$(percentile 99 "$work/kill-all")" 1000
 target "drain lost pings (max)" "$(percentile 100 "$work/drain")" 1
 target "ARP reply on the wire p99 (ms)" "$(percentile 99 "$work/arp-ms")" 1
 target "speaker RSS, 1,000 VIPs (MiB)" "$rss_mib" 30
+target "mass failure: every VIP owned again (ms)" "$mass_ms" 2000
 timing_misses=$misses
 heal_misses=0
 trust_misses=0
