@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use swimlb_gossip::Preset;
+use swimlb_gossip::preset::Suspicion;
+use swimlb_gossip::{Preset, Timing};
 
 /// Where the node name comes from when the file has none.
 pub const NODE_NAME_ENV: &str = "NODE_NAME";
@@ -111,7 +112,29 @@ struct RawGossip {
     key_file: PathBuf,
     #[serde(default)]
     preset: Option<Spanned<String>>,
+    #[serde(default)]
+    timing: Option<Spanned<RawTiming>>,
 }
+
+/// Overrides of the preset's timings; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTiming {
+    #[serde(default)]
+    probe_period_ms: Option<u64>,
+    #[serde(default)]
+    probe_timeout_ms: Option<u64>,
+    #[serde(default)]
+    indirect_probes: Option<usize>,
+    /// The shortest suspicion (confirmed by others); fixed, whatever the cluster size.
+    #[serde(default)]
+    suspicion_ms: Option<u64>,
+    #[serde(default)]
+    gossip_interval_ms: Option<u64>,
+}
+
+/// Custom timings beyond this are a typo, not a plan.
+const MAX_TIMING_MS: u64 = 600_000;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,6 +161,8 @@ pub struct GossipConfig {
     pub peers: Vec<SocketAddr>,
     pub key_file: PathBuf,
     pub preset: Preset,
+    /// The preset's timings with the file's overrides applied.
+    pub timing: Timing,
 }
 
 /// A validated configuration.
@@ -241,6 +266,15 @@ impl Config {
                     ),
                 )
             })?,
+        };
+        let timing = match &raw.gossip.timing {
+            None => preset.timing(),
+            Some(spanned) => custom_timing(
+                preset.timing(),
+                &spanned.value,
+                spanned.referenced.line(),
+                path,
+            )?,
         };
         let exclude_interfaces = match raw.exclude_interfaces {
             None => DEFAULT_EXCLUDES.iter().map(|s| (*s).to_owned()).collect(),
@@ -347,6 +381,7 @@ impl Config {
                 peers: raw.gossip.peers,
                 key_file: raw.gossip.key_file,
                 preset,
+                timing,
             },
             interfaces: raw.interfaces,
             exclude_interfaces,
@@ -387,6 +422,86 @@ impl Config {
         }
         changed
     }
+}
+
+/// Applies `raw`'s overrides to `base` (the preset's timings) and checks the result hangs
+/// together: a probe must time out within its period, a suspicion must leave a suspect at least
+/// a probe period to refute, and updates must spread at least once a probe period.
+fn custom_timing(
+    mut base: Timing,
+    raw: &RawTiming,
+    line: u64,
+    path: &Path,
+) -> Result<Timing, ConfigError> {
+    let bad = |field: &str, message: String| {
+        invalid(path, line, format!("gossip.timing.{field}"), message)
+    };
+    let ms = |field: &str, value: Option<u64>| -> Result<Option<Duration>, ConfigError> {
+        match value {
+            None => Ok(None),
+            Some(0) => Err(bad(field, "must be above 0".to_owned())),
+            Some(big) if big > MAX_TIMING_MS => Err(bad(
+                field,
+                format!("{big} ms is beyond the {MAX_TIMING_MS} ms limit"),
+            )),
+            Some(value) => Ok(Some(Duration::from_millis(value))),
+        }
+    };
+    if let Some(period) = ms("probe_period_ms", raw.probe_period_ms)? {
+        base.probe_period = period;
+    }
+    if let Some(timeout) = ms("probe_timeout_ms", raw.probe_timeout_ms)? {
+        base.probe_timeout = timeout;
+    }
+    if let Some(suspicion) = ms("suspicion_ms", raw.suspicion_ms)? {
+        base.suspicion = Suspicion::Fixed(suspicion);
+    }
+    if let Some(interval) = ms("gossip_interval_ms", raw.gossip_interval_ms)? {
+        base.gossip_interval = interval;
+    }
+    if let Some(probes) = raw.indirect_probes {
+        if !(1..=16).contains(&probes) {
+            return Err(bad(
+                "indirect_probes",
+                format!("{probes} is outside 1 to 16"),
+            ));
+        }
+        base.indirect_probes = probes;
+    }
+    let millis = |d: Duration| d.as_millis();
+    if base.probe_timeout >= base.probe_period {
+        return Err(bad(
+            "probe_timeout_ms",
+            format!(
+                "{} ms must be below the probe period ({} ms)",
+                millis(base.probe_timeout),
+                millis(base.probe_period)
+            ),
+        ));
+    }
+    if let Suspicion::Fixed(suspicion) = base.suspicion
+        && suspicion < base.probe_period
+    {
+        return Err(bad(
+            "suspicion_ms",
+            format!(
+                "{} ms must be at least the probe period ({} ms): a suspect needs a period to refute",
+                millis(suspicion),
+                millis(base.probe_period)
+            ),
+        ));
+    }
+    if base.gossip_interval > base.probe_period {
+        return Err(bad(
+            "gossip_interval_ms",
+            format!(
+                "{} ms must not exceed the probe period ({} ms)",
+                millis(base.gossip_interval),
+                millis(base.probe_period)
+            ),
+        ));
+    }
+    Ok(base)
 }
 
 /// A positive duration in ms from an optional field, `default` when absent.
@@ -576,6 +691,59 @@ vips:
         assert!(error_text(&burst).contains(":12: announce.burst_ms"));
         let name = FULL.replace("node_name: node-1", "node_name: ' '");
         assert!(error_text(&name).contains(":1: node_name"));
+    }
+
+    #[test]
+    fn custom_timings_override_the_preset_and_are_checked() {
+        let config = parse(FULL).expect("valid");
+        assert_eq!(config.gossip.timing, Preset::Memberlist.timing());
+        let tuned = parse(&FULL.replace(
+            "  preset: memberlist\n",
+            "  preset: fast\n  timing:\n    probe_period_ms: 200\n    probe_timeout_ms: 60\n    suspicion_ms: 400\n",
+        ))
+        .expect("valid");
+        let timing = &tuned.gossip.timing;
+        assert_eq!(timing.probe_period, Duration::from_millis(200));
+        assert_eq!(timing.probe_timeout, Duration::from_millis(60));
+        assert_eq!(
+            timing.suspicion,
+            Suspicion::Fixed(Duration::from_millis(400))
+        );
+        assert_eq!(
+            timing.gossip_interval,
+            Preset::Fast.timing().gossip_interval
+        );
+        for (overrides, field) in [
+            (
+                "probe_period_ms: 0",
+                "gossip.timing.probe_period_ms: must be above 0",
+            ),
+            (
+                "probe_timeout_ms: 1500",
+                "gossip.timing.probe_timeout_ms: 1500 ms must be below",
+            ),
+            (
+                "suspicion_ms: 10",
+                "gossip.timing.suspicion_ms: 10 ms must be at least",
+            ),
+            (
+                "gossip_interval_ms: 5000",
+                "gossip.timing.gossip_interval_ms",
+            ),
+            (
+                "indirect_probes: 0",
+                "gossip.timing.indirect_probes: 0 is outside",
+            ),
+            ("probe_period_ms: 9999999", "beyond the 600000 ms limit"),
+        ] {
+            let text = FULL.replace(
+                "  preset: memberlist\n",
+                &format!("  preset: memberlist\n  timing:\n    {overrides}\n"),
+            );
+            let error = error_text(&text);
+            assert!(error.contains(field), "{overrides}: {error}");
+            assert!(error.starts_with("speaker.yaml:9:"), "{overrides}: {error}");
+        }
     }
 
     #[test]

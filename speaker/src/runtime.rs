@@ -129,7 +129,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         bind: config.gossip.bind,
         advertise,
         peers: config.gossip.peers.clone(),
-        timing: config.gossip.preset.timing(),
+        timing: config.gossip.timing.clone(),
         keyring,
         generation: None,
     })
@@ -145,7 +145,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     {
         warn!(%error, "cannot tell the gossip task how many members to expect");
     }
-    let timing = config.gossip.preset.timing();
+    let timing = config.gossip.timing.clone();
     let hold = match config.kubernetes {
         None => StartupHold::known_at(
             HoldTimes::for_timing(&timing, static_peers.len() + 1),
