@@ -49,27 +49,29 @@ struct Args {
     #[arg(long, env = "SWIMLB_LEASE_NAME", default_value = "swimlb-controller")]
     lease_name: String,
     /// Seconds a Lease stays valid without renewal.
-    #[arg(long, env = "SWIMLB_LEASE_DURATION", default_value_t = 15)]
-    lease_duration: u64,
+    #[arg(long, env = "SWIMLB_LEASE_DURATION_S", default_value_t = 15)]
+    lease_duration_s: u64,
     /// Seconds between renewals by the leader.
-    #[arg(long, env = "SWIMLB_RENEW_INTERVAL", default_value_t = 5)]
-    renew_interval: u64,
+    #[arg(long, env = "SWIMLB_RENEW_INTERVAL_S", default_value_t = 5)]
+    renew_interval_s: u64,
     /// Seconds between acquisition attempts by a standby.
-    #[arg(long, env = "SWIMLB_RETRY_INTERVAL", default_value_t = 2)]
-    retry_interval: u64,
+    #[arg(long, env = "SWIMLB_RETRY_INTERVAL_S", default_value_t = 2)]
+    retry_interval_s: u64,
     /// This replica's identity on the Lease and Events (the pod name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "SWIMLB_METRICS_ADDRESS", default_value = "0.0.0.0:7472")]
     metrics_address: SocketAddr,
+    /// Log filter, in tracing's EnvFilter syntax.
+    #[arg(long, env = "SWIMLB_LOG", default_value = "info")]
+    log: String,
     #[arg(long, env = "SWIMLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 }
 
-fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+fn init_tracing(log: &str, format: LogFormat) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(log).context("invalid --log filter")?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal());
@@ -77,6 +79,7 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
 }
 
 async fn shutdown_signal() {
@@ -100,7 +103,7 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    init_tracing(args.log_format);
+    init_tracing(&args.log, args.log_format)?;
     let identity = args.identity.clone().unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
@@ -171,9 +174,9 @@ async fn main() -> anyhow::Result<()> {
         &args.lease_name,
         &identity,
         LeaseTimings {
-            lease_duration: Duration::from_secs(args.lease_duration),
-            renew_interval: Duration::from_secs(args.renew_interval),
-            retry_interval: Duration::from_secs(args.retry_interval),
+            lease_duration: Duration::from_secs(args.lease_duration_s),
+            renew_interval: Duration::from_secs(args.renew_interval_s),
+            retry_interval: Duration::from_secs(args.retry_interval_s),
         },
     );
     let result = lead_while_elected(&mut elector, client, settings, metrics, ready, &shutdown)

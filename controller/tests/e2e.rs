@@ -47,18 +47,18 @@ impl Controller {
                 config_namespace,
                 "--lease-name",
                 lease,
-                "--lease-duration",
+                "--lease-duration-s",
                 "6",
-                "--renew-interval",
+                "--renew-interval-s",
                 "2",
-                "--retry-interval",
+                "--retry-interval-s",
                 "1",
                 "--metrics-address",
                 "127.0.0.1:0",
                 "--identity",
                 tag,
             ])
-            .env("RUST_LOG", "info,kube=warn")
+            .env("SWIMLB_LOG", "info,kube=warn")
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .spawn()

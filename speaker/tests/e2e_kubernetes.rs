@@ -211,7 +211,7 @@ fn a_service_ip_is_announced_by_its_rendezvous_owner_and_moves_on_exclusion_and_
             "--metrics-address",
             "127.0.0.1:0",
         ])
-        .env("RUST_LOG", "info,kube=warn");
+        .env("SWIMLB_LOG", "info,kube=warn");
     let _controller = Process::start("controller", command, logs.path());
 
     // Every speaker ready (start-up hold over) before the Service exists.
