@@ -160,6 +160,8 @@ enum CoreTimer {
     ListRetry,
     AntiEntropy,
     Pace,
+    /// While isolated: contact one member held down (see [`Membership::contact_down`]).
+    ContactDown,
     /// A check or an indirect probe of this target is due for its verdict.
     Watch(Target),
 }
@@ -215,6 +217,7 @@ pub struct Membership {
     state_replied: BTreeMap<u64, Duration>,
     rejoin_scheduled: bool,
     pace_scheduled: bool,
+    contact_down_scheduled: bool,
     /// foca reported this member connected while its member list was still due.
     connected_pending: bool,
     /// The generation this process started with.
@@ -268,7 +271,7 @@ impl Membership {
         let notices = Inbox::default();
         let swim = Foca::with_custom_broadcast(
             identity,
-            timing.foca_config(1, false),
+            timing.foca_config(1),
             Xoshiro256PlusPlus::seed_from_u64(seeds.membership),
             PostcardCodec,
             NoticeHandler::new(notices.clone()),
@@ -293,6 +296,7 @@ impl Membership {
             state_replied: BTreeMap::new(),
             rejoin_scheduled: false,
             pace_scheduled: false,
+            contact_down_scheduled: false,
             connected_pending: false,
             notice_round: 0,
             started_secs: None,
@@ -661,6 +665,34 @@ impl Membership {
                 self.pace();
             }
             CoreTimer::Watch(target) => self.judge_watch(target),
+            CoreTimer::ContactDown => {
+                self.contact_down_scheduled = false;
+                if !self.left && self.reachability.is_isolated() {
+                    self.contact_down();
+                    self.contact_down_scheduled = true;
+                    self.schedule(self.timing.probe_period, CoreTimer::ContactDown);
+                }
+            }
+        }
+    }
+
+    /// Announces this member to one member it holds down, chosen at random. foca does so
+    /// every `announce_to_down_interval` (seconds); an isolated member does it every probe
+    /// period besides, because when its partition heals that is how both sides meet again, and
+    /// clients wait for it.
+    fn contact_down(&mut self) {
+        let down: Vec<NodeId> = self
+            .swim
+            .iter_membership_state()
+            .filter(|member| member.state() == foca::State::Down)
+            .map(|member| member.id().clone())
+            .collect();
+        if down.is_empty() {
+            return;
+        }
+        let target = down[self.choices.random_range(0..down.len())].clone();
+        if let Err(error) = self.swim.announce(target, &mut self.runtime) {
+            debug!(%error, "cannot contact a member held down");
         }
     }
 
@@ -1249,13 +1281,9 @@ impl Membership {
         }
         let was_isolated = self.reachability.is_isolated();
         self.reachability = verdict;
-        if was_isolated != verdict.is_isolated()
-            && let Err(error) = self.swim.set_config(
-                self.timing
-                    .foca_config(self.sized_for, verdict.is_isolated()),
-            )
-        {
-            debug!(%error, "cannot change how often down members are contacted");
+        if verdict.is_isolated() && !self.contact_down_scheduled {
+            self.contact_down_scheduled = true;
+            self.schedule(self.timing.probe_period, CoreTimer::ContactDown);
         }
         match verdict {
             Reachability::Isolated(reason) => {
@@ -1401,11 +1429,7 @@ impl Membership {
         if old != new {
             self.suspicions
                 .set_timeouts(self.timing.suspicion_timeouts(size));
-            let isolated = self.reachability.is_isolated();
-            if let Err(error) = self
-                .swim
-                .set_config(self.timing.foca_config(size, isolated))
-            {
+            if let Err(error) = self.swim.set_config(self.timing.foca_config(size)) {
                 debug!(%error, "cannot resize membership timings");
             }
         }

@@ -229,11 +229,7 @@ impl Timing {
     }
 
     /// foca's configuration for a cluster of `cluster_size` members.
-    /// foca's configuration for a cluster of `cluster_size`. An `isolated` member (one that
-    /// cannot trust its view) contacts a member it holds down every probe period instead of
-    /// every `announce_to_down_interval`: when its partition heals, that is how both sides
-    /// learn of it, and clients wait for it.
-    pub fn foca_config(&self, cluster_size: usize, isolated: bool) -> foca::Config {
+    pub fn foca_config(&self, cluster_size: usize) -> foca::Config {
         let nonzero = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
         let size = NonZeroU32::new(u32::try_from(cluster_size).unwrap_or(u32::MAX))
             .unwrap_or(NonZeroU32::MIN);
@@ -249,11 +245,7 @@ impl Timing {
             // The core's own full-state exchange replaces foca's periodic announce.
             periodic_announce: None,
             periodic_announce_to_down_members: Some(foca::PeriodicParams {
-                frequency: if isolated {
-                    self.probe_period.min(self.announce_to_down_interval)
-                } else {
-                    self.announce_to_down_interval
-                },
+                frequency: self.announce_to_down_interval,
                 num_members: NonZeroUsize::MIN,
             }),
             periodic_gossip: Some(foca::PeriodicParams {
@@ -294,7 +286,7 @@ mod tests {
 
     #[test]
     fn fast_retransmits_more_than_foca_lan() {
-        let fast = Preset::Fast.timing().foca_config(100, false);
+        let fast = Preset::Fast.timing().foca_config(100);
         let lan = foca::Config::new_lan(NonZeroU32::new(100).expect("literal"));
         assert!(fast.max_transmissions.get() >= 2 * lan.max_transmissions.get());
         assert!(fast.suspect_to_down_after < Duration::from_secs(1));
