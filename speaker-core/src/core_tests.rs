@@ -53,44 +53,37 @@ fn drain(core: &mut SpeakerCore) -> Vec<Effect> {
     std::iter::from_fn(|| core.poll_effect()).collect()
 }
 
+/// The VIPs of the effects that `pick` recognises.
+fn picked(effects: &[Effect], pick: impl Fn(&Effect) -> Option<IpAddr>) -> BTreeSet<IpAddr> {
+    effects.iter().filter_map(pick).collect()
+}
+
 fn claims(effects: &[Effect]) -> BTreeSet<IpAddr> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Claim { vip, .. } => Some(*vip),
-            _ => None,
-        })
-        .collect()
+    picked(effects, |e| match e {
+        Effect::Claim { vip, .. } => Some(*vip),
+        _ => None,
+    })
 }
 
 fn releases(effects: &[Effect]) -> BTreeSet<IpAddr> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Release { vip, .. } => Some(*vip),
-            _ => None,
-        })
-        .collect()
+    picked(effects, |e| match e {
+        Effect::Release { vip, .. } => Some(*vip),
+        _ => None,
+    })
 }
 
 fn announced(effects: &[Effect]) -> BTreeSet<IpAddr> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Announce(vip) => Some(*vip),
-            _ => None,
-        })
-        .collect()
+    picked(effects, |e| match e {
+        Effect::Announce(vip) => Some(*vip),
+        _ => None,
+    })
 }
 
 fn probed(effects: &[Effect]) -> BTreeSet<IpAddr> {
-    effects
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Probe(vip) => Some(*vip),
-            _ => None,
-        })
-        .collect()
+    picked(effects, |e| match e {
+        Effect::Probe(vip) => Some(*vip),
+        _ => None,
+    })
 }
 
 /// Runs the core's timers from `from` to `until`, collecting every effect.
