@@ -785,7 +785,6 @@ impl World {
             CoreConfig {
                 node: self.nodes[i].name.clone(),
                 schedule: BurstSchedule::default(),
-                hold: self.hold_times,
                 fencing: Some(ProbePolicy::default()),
                 flap: Some(FlapPolicy::default()),
             },

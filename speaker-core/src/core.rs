@@ -24,7 +24,7 @@ use crate::announce::{
 use crate::fence::{Fence, ProbePolicy};
 use crate::flap::{FlapPolicy, FlapTracker};
 use crate::ownership::{VipPlacement, owned_vips, owner_of};
-use crate::startup::{HoldTimes, StartupHold};
+use crate::startup::StartupHold;
 use std::collections::{BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
@@ -34,7 +34,6 @@ use swimlb_gossip::{IsolationReason, MembershipEvent, Reachability};
 pub struct CoreConfig {
     pub node: String,
     pub schedule: BurstSchedule,
-    pub hold: HoldTimes,
     /// `None` switches fencing off: an isolated speaker then claims by its own view.
     pub fencing: Option<ProbePolicy>,
     /// `None` switches the flap hold-down off.
@@ -151,6 +150,8 @@ pub struct SpeakerCore {
     live: BTreeSet<String>,
     /// `live` without members in hold-down, as of the last reconciliation.
     effective: BTreeSet<String>,
+    /// When the next hold-down counted in `effective` ends.
+    hold_release_at: Option<Instant>,
     hold: StartupHold,
     fence: Option<Fence>,
     flaps: FlapTracker,
@@ -168,6 +169,7 @@ impl SpeakerCore {
         Self {
             placement: VipPlacement::new(),
             effective: live.clone(),
+            hold_release_at: None,
             live,
             hold,
             fence: config
@@ -337,7 +339,7 @@ impl SpeakerCore {
                 self.reconcile(now, Reason::Unheld);
             }
         }
-        if self.effective != self.effective_live(now) {
+        if self.hold_release_at.is_some_and(|at| at <= now) {
             self.reconcile(now, Reason::HoldDown);
         }
         if let Some((at, cause)) = self.reannounce_at
@@ -389,6 +391,10 @@ impl SpeakerCore {
                 member: member.to_owned(),
             }));
         }
+        // A hold-down began, or a mass return ended some: the claims change now.
+        if self.effective != self.effective_live(now) {
+            self.reconcile(now, Reason::HoldDown);
+        }
     }
 
     fn reachability(&mut self, now: Instant, verdict: Reachability) {
@@ -430,6 +436,7 @@ impl SpeakerCore {
     fn reconcile(&mut self, now: Instant, reason: Reason) {
         let effective = self.effective_live(now);
         let previous = std::mem::replace(&mut self.effective, effective);
+        self.hold_release_at = self.flaps.next_release(now);
         let released: Vec<String> = self
             .live
             .iter()

@@ -20,6 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use swimlb_gossip::IsolationReason;
+use swimlb_gossip::owner::NodePrefix;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbePolicy {
@@ -58,9 +59,10 @@ enum Standing {
 #[derive(Debug, Clone)]
 pub struct Fence {
     policy: ProbePolicy,
-    /// Spreads the rechecks of different speakers: two fenced speakers that yielded a VIP to
-    /// each other at the same moment must not probe it again in step.
-    seed: u64,
+    /// Spreads the rechecks of different speakers (by their rendezvous score for the VIP): two
+    /// fenced speakers that yielded a VIP to each other at the same moment must not probe it
+    /// again in step.
+    node: NodePrefix,
     reason: Option<IsolationReason>,
     standing: BTreeMap<IpAddr, Standing>,
 }
@@ -70,7 +72,7 @@ impl Fence {
     pub fn new(policy: ProbePolicy, node: &str) -> Self {
         Self {
             policy,
-            seed: fnv1a(node.as_bytes(), FNV_OFFSET),
+            node: NodePrefix::new(node),
             reason: None,
             standing: BTreeMap::new(),
         }
@@ -79,13 +81,9 @@ impl Fence {
     /// How long a VIP found held is left alone: the recheck period and up to half of it more,
     /// fixed per (speaker, VIP).
     fn held_for(&self, vip: IpAddr) -> Duration {
-        let octets = match vip {
-            IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-            IpAddr::V6(v6) => v6.octets(),
-        };
         let spread = self.policy.recheck / 2;
         let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX).max(1);
-        self.policy.recheck + Duration::from_millis(fnv1a(&octets, self.seed) % spread_ms)
+        self.policy.recheck + Duration::from_millis(self.node.score(vip) % spread_ms)
     }
 
     pub fn reason(&self) -> Option<IsolationReason> {
@@ -201,27 +199,10 @@ impl Fence {
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-
-/// FNV-1a: a stable hash, the same on every platform and run.
-fn fnv1a(bytes: &[u8], start: u64) -> u64 {
-    bytes.iter().fold(start, |hash, byte| {
-        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::Ipv4Addr;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    fn vip(last: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
-    }
+    use crate::test_support::{ms, vip};
 
     const REASON: IsolationReason = IsolationReason::NoQuorum {
         live: 2,

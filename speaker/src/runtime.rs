@@ -158,7 +158,6 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         CoreConfig {
             node: config.node_name.clone(),
             schedule: config.schedule.clone(),
-            hold: HoldTimes::for_timing(&timing, static_peers.len() + 1),
             fencing: config.claims.fencing,
             flap: config.claims.flap,
         },
