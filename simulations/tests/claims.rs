@@ -2,8 +2,11 @@
 //! targets of the claim rules (wrong-MAC time after a transient down or a heal, the fence of a
 //! partitioned minority, a mass failure, a flapping node).
 
+mod common;
+
 use std::time::Duration;
 
+use common::{fast, params, run_one};
 use swimlb_gossip::Preset;
 use swimlb_simulations::claims::ClaimTrial;
 use swimlb_simulations::network::Network;
@@ -16,33 +19,8 @@ use swimlb_simulations::world::{World, WorldConfig};
 /// The longest a client may keep a wrong neighbour entry after a transient down or a heal.
 const WRONG_MAC_MAX: f64 = 1.0;
 
-fn params(scenario: ScenarioKind, nodes: usize, trials: usize, options: ScenarioOptions) -> Params {
-    Params {
-        scenario,
-        nodes,
-        vips: nodes * 2,
-        trials,
-        loss: 0.01,
-        seed: 1,
-        ineligible: 0,
-        options,
-        network: Network::lan(0.01),
-    }
-}
-
 fn run_fast(params: &Params) -> ConfigReport {
-    let fast = Configuration::new(
-        "fast",
-        Model::Gossip {
-            timing: Preset::Fast.timing(),
-        },
-    );
-    let report = scenario::run(params, &[fast], 1, &|_| {}).expect("runs");
-    report
-        .configs
-        .into_iter()
-        .next()
-        .expect("one configuration")
+    run_one(params, fast())
 }
 
 fn claim_trials(report: &ConfigReport) -> Vec<ClaimTrial> {

@@ -3,50 +3,22 @@
 //! through every peer at once. The targets are the membership-trust guarantees; the ones the
 //! gossip core does not meet yet are ignored with the reason.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{fast, gossip, params, run_one};
 use swimlb_gossip::{Preset, Timing};
 use swimlb_simulations::faults::{FaultSummary, FaultTrial};
 use swimlb_simulations::network::{Network, ReceiveQueue};
 use swimlb_simulations::report::to_json;
 use swimlb_simulations::scenario::{
-    self, ConfigReport, Configuration, Model, Params, ScenarioKind, ScenarioOptions, boot,
+    self, ConfigReport, Configuration, Model, ScenarioKind, ScenarioOptions, boot,
 };
 use swimlb_simulations::world::{NODE_LIMIT, World, WorldConfig};
 
 /// After a heal, every VIP's owner is agreed everywhere within this.
 const AGREEMENT: f64 = 1.0;
-
-fn params(scenario: ScenarioKind, nodes: usize, trials: usize) -> Params {
-    Params {
-        scenario,
-        nodes,
-        vips: nodes * 2,
-        trials,
-        loss: 0.01,
-        seed: 1,
-        ineligible: 0,
-        options: ScenarioOptions::default(),
-        network: Network::lan(0.01),
-    }
-}
-
-fn gossip(name: &str, timing: Timing) -> Configuration {
-    Configuration::new(name, Model::Gossip { timing })
-}
-
-fn fast() -> Configuration {
-    gossip("fast", Preset::Fast.timing())
-}
-
-fn run_one(params: &Params, config: Configuration) -> ConfigReport {
-    let report = scenario::run(params, &[config], 1, &|_| {}).expect("runs");
-    report
-        .configs
-        .into_iter()
-        .next()
-        .expect("one configuration")
-}
 
 fn summary(report: &ConfigReport) -> FaultSummary {
     report
@@ -86,7 +58,7 @@ fn assert_healthy_untouched(report: &ConfigReport) {
 }
 
 fn silenced(kind: ScenarioKind) -> ConfigReport {
-    let mut p = params(kind, 8, 1);
+    let mut p = params(kind, 8, 1, ScenarioOptions::default());
     p.options.duration = Duration::from_secs(10);
     run_one(&p, fast())
 }
@@ -122,7 +94,7 @@ fn the_deaf_scenario_sees_what_the_deaf_node_does() {
 }
 
 fn stalls(lengths: &[u64], trials: usize, loss: f64) -> Vec<ConfigReport> {
-    let mut p = params(ScenarioKind::Stall, 8, trials);
+    let mut p = params(ScenarioKind::Stall, 8, trials, ScenarioOptions::default());
     p.loss = loss;
     p.network.loss = loss;
     let configs: Vec<Configuration> = lengths
@@ -158,7 +130,7 @@ fn a_resumed_node_reads_its_queued_acks_before_its_probe_timers() {
 
 #[test]
 fn a_restart_with_a_stepped_back_clock_is_accepted_at_once() {
-    let mut p = params(ScenarioKind::ClockStep, 6, 1);
+    let mut p = params(ScenarioKind::ClockStep, 6, 1, ScenarioOptions::default());
     p.options.down = Duration::from_secs(1);
     let report = run_one(&p, fast());
     assert_healthy_untouched(&report);
@@ -177,7 +149,7 @@ fn forgetful() -> Configuration {
 }
 
 fn replayed() -> ConfigReport {
-    let mut p = params(ScenarioKind::Replay, 6, 1);
+    let mut p = params(ScenarioKind::Replay, 6, 1, ScenarioOptions::default());
     p.options.capture = Duration::from_secs(4);
     run_one(&p, forgetful())
 }
@@ -209,7 +181,12 @@ fn a_crash_during_a_replay_is_still_seen() {
 }
 
 fn join_storm(nodes: usize) -> ConfigReport {
-    let mut p = params(ScenarioKind::JoinStorm, nodes, 1);
+    let mut p = params(
+        ScenarioKind::JoinStorm,
+        nodes,
+        1,
+        ScenarioOptions::default(),
+    );
     p.network.receive_queue = Some(ReceiveQueue {
         capacity: 200,
         per_datagram: Duration::from_micros(5),
@@ -283,7 +260,7 @@ fn a_full_receive_queue_drops_what_does_not_fit() {
 #[test]
 fn fault_scenarios_are_deterministic_per_seed() {
     let run = |seed| {
-        let mut p = params(ScenarioKind::Cut, 5, 1);
+        let mut p = params(ScenarioKind::Cut, 5, 1, ScenarioOptions::default());
         p.seed = seed;
         p.options.duration = Duration::from_secs(2);
         to_json(&scenario::run(&p, &[fast()], 1, &|_| {}).expect("runs")).expect("encodes")
@@ -296,7 +273,7 @@ fn fault_scenarios_are_deterministic_per_seed() {
 
 #[test]
 fn baselines_hit_the_same_victims_as_the_gossip_configurations() {
-    let mut p = params(ScenarioKind::Failover, 5, 4);
+    let mut p = params(ScenarioKind::Failover, 5, 4, ScenarioOptions::default());
     p.vips = 10;
     let lease = Configuration::new(
         "lease",
@@ -342,14 +319,24 @@ fn one_node_limit_holds_for_the_world_and_every_scenario() {
         })
         .is_err()
     );
-    let mut p = params(ScenarioKind::Failover, too_many, 1);
+    let mut p = params(
+        ScenarioKind::Failover,
+        too_many,
+        1,
+        ScenarioOptions::default(),
+    );
     p.vips = 1;
     assert!(scenario::run(&p, &[fast()], 1, &|_| {}).is_err());
     // join-storm adds its joiner to the cluster, so the largest cluster is one smaller.
-    let p = params(ScenarioKind::JoinStorm, *NODE_LIMIT.end(), 1);
+    let p = params(
+        ScenarioKind::JoinStorm,
+        *NODE_LIMIT.end(),
+        1,
+        ScenarioOptions::default(),
+    );
     assert!(scenario::run(&p, &[fast()], 1, &|_| {}).is_err());
     // Fault scenarios compare gossip configurations only.
-    let p = params(ScenarioKind::Deaf, 5, 1);
+    let p = params(ScenarioKind::Deaf, 5, 1, ScenarioOptions::default());
     let seed_leader = Configuration::new("seed-leader", Model::SeedLeader);
     assert!(scenario::run(&p, &[seed_leader], 1, &|_| {}).is_err());
 }

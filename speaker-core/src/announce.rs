@@ -246,15 +246,8 @@ impl Announcements {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::{Ipv4Addr, Ipv6Addr};
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    fn vip(last: u8) -> IpAddr {
-        IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
-    }
+    use crate::test_support::{ms, vip};
+    use std::net::Ipv6Addr;
 
     fn set(vips: &[IpAddr]) -> BTreeSet<IpAddr> {
         vips.iter().copied().collect()

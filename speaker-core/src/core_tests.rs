@@ -1,13 +1,10 @@
 use super::*;
-use crate::startup::JOIN_TIMEOUT;
+use crate::startup::{HoldTimes, JOIN_TIMEOUT};
+use crate::test_support::ms;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use swimlb_gossip::NodeId;
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn names(list: &[&str]) -> BTreeSet<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
@@ -32,7 +29,6 @@ fn config(node: &str) -> CoreConfig {
     CoreConfig {
         node: node.to_owned(),
         schedule: BurstSchedule::default(),
-        hold: TIMES,
         fencing: Some(ProbePolicy::default()),
         flap: Some(FlapPolicy::default()),
     }
@@ -47,6 +43,14 @@ fn running(start: Instant) -> SpeakerCore {
     core.tick(start + ms(300));
     drain(&mut core);
     core
+}
+
+/// The VIPs `running`'s node a takes over when b leaves.
+fn inherited_from_b(core: &SpeakerCore) -> BTreeSet<IpAddr> {
+    owned_vips("a", &placement(40), &names(&["a", "c", "d", "e"]))
+        .difference(&core.owned())
+        .copied()
+        .collect()
 }
 
 fn drain(core: &mut SpeakerCore) -> Vec<Effect> {
@@ -138,10 +142,7 @@ fn a_departed_members_vips_are_claimed_and_handed_back_when_it_returns() {
     let mut core = running(start);
     let all = names(&["a", "b", "c", "d", "e"]);
     let without_b = names(&["a", "c", "d", "e"]);
-    let gained: BTreeSet<IpAddr> = owned_vips("a", &placement(40), &without_b)
-        .difference(&core.owned())
-        .copied()
-        .collect();
+    let gained = inherited_from_b(&core);
     assert!(!gained.is_empty(), "a is b's successor for some VIP");
     core.set_live(start + ms(1000), &without_b);
     let effects = drain(&mut core);
@@ -299,10 +300,7 @@ fn a_flapping_member_takes_its_vips_back_only_after_the_hold_down() {
     let mut core = running(start);
     let all = names(&["a", "b", "c", "d", "e"]);
     let without_b = names(&["a", "c", "d", "e"]);
-    let successor: BTreeSet<IpAddr> = owned_vips("a", &placement(40), &without_b)
-        .difference(&core.owned())
-        .copied()
-        .collect();
+    let successor = inherited_from_b(&core);
     let mut t = start + ms(1000);
     for (flap, generation) in (0..4).zip(1u64..) {
         core.membership_event(t, &MembershipEvent::Down(id("b", generation)));

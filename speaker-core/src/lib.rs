@@ -16,4 +16,7 @@ pub mod flap;
 pub mod ownership;
 pub mod startup;
 
+#[cfg(test)]
+mod test_support;
+
 pub use crate::core::{CoreConfig, Effect, Notice, Reason, ReassertCause, SpeakerCore};

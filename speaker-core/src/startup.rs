@@ -115,11 +115,8 @@ impl StartupHold {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::ms;
     use swimlb_gossip::Preset;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
 
     const TIMES: HoldTimes = HoldTimes {
         settle: Duration::from_millis(300),
