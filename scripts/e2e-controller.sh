@@ -16,7 +16,8 @@ write_kubeconfig "$SWIMLB_E2E_CONTROLLER_KUBECONFIG" "$controller_token"
 
 kubectl apply -f deploy/crds/ >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/ipaddresspools.swimlb.io >/dev/null
-kubectl apply -f deploy/controller/namespace.yaml -f deploy/controller/rbac.yaml >/dev/null
+kubectl apply -f deploy/controller/namespace.yaml -f deploy/controller/rbac.yaml \
+  -f deploy/speaker/rbac.yaml >/dev/null
 # Each test binds swimlb-controller-config in its own configuration namespace.
 kubectl create clusterrolebinding swimlb-e2e-controller --clusterrole swimlb-controller \
   --user swimlb-e2e-controller >/dev/null

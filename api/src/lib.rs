@@ -2,11 +2,15 @@
 //! and the annotation names (ours and MetalLB's, accepted with the same meaning so Services can
 //! move over unchanged).
 
+mod advertisement;
 pub mod annotations;
 mod class;
 mod pool;
+mod selector;
 
+pub use advertisement::{Advertisement, AdvertisementError, L2Advertisement, L2AdvertisementSpec};
 pub use class::ClassFilter;
+pub use selector::Selector;
 
 pub use pool::{
     IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, POOL_CONDITION_VALID, ServiceAllocation,

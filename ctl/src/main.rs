@@ -17,7 +17,8 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Checks IPAddressPools and legacy ConfigMaps as the controller would, before applying them.
+    /// Checks IPAddressPools, legacy ConfigMaps and L2Advertisements as swimlb would, before
+    /// applying them.
     /// Exits 1 when anything is invalid.
     Validate {
         /// YAML files (one or more documents each, `kind: List` allowed).
@@ -73,6 +74,18 @@ fn main() -> Result<ExitCode> {
                     );
                 }
             }
+            for ad in &report.advertisements {
+                if ad.errors.is_empty() {
+                    println!("ok       L2Advertisement {} ({})", ad.name, ad.source);
+                } else {
+                    println!(
+                        "invalid  L2Advertisement {} ({}): {}",
+                        ad.name,
+                        ad.source,
+                        ad.errors.join("; ")
+                    );
+                }
+            }
             for problem in &report.problems {
                 println!("problem  {problem}");
             }
@@ -98,7 +111,7 @@ fn main() -> Result<ExitCode> {
             for note in &migration.notes {
                 eprintln!("note: {note}");
             }
-            // The written pools must pass the controller's checks as they are.
+            // The written objects must pass the controller's and the speaker's checks as they are.
             let check = validate::validate(&read_documents(
                 "output",
                 &to_yaml_stream(&migration.objects)?,
@@ -108,6 +121,13 @@ fn main() -> Result<ExitCode> {
                     "invalid after translation: {}: {}",
                     pool.name,
                     pool.errors.join("; ")
+                );
+            }
+            for ad in check.advertisements.iter().filter(|a| !a.errors.is_empty()) {
+                eprintln!(
+                    "invalid after translation: L2Advertisement {}: {}",
+                    ad.name,
+                    ad.errors.join("; ")
                 );
             }
             let clean = check.is_clean();

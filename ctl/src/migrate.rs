@@ -1,16 +1,18 @@
 //! `swimlbctl migrate-metallb`: MetalLB layer-2 configuration as swimlb objects.
 //!
 //! Reads the legacy ConfigMap (`address-pools:`) and `metallb.io` IPAddressPool and
-//! L2Advertisement objects; writes `swimlb.io` IPAddressPools. Whatever has no swimlb
-//! equivalent (BGP peers and advertisements, BFD profiles, communities, L2Advertisements that
-//! restrict nodes or interfaces) is listed with the reason, never dropped silently.
+//! L2Advertisement objects; writes `swimlb.io` IPAddressPools and L2Advertisements with the
+//! same meaning. The legacy ConfigMap's layer 2 pools become IPAddressPools and get one
+//! L2Advertisement, so they stay announced from every node. Whatever has no swimlb equivalent
+//! (BGP peers and advertisements, BFD profiles, communities, unknown fields) is listed with the
+//! reason, never dropped silently.
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use swimlb_controller::config::{LegacyConfig, Selector};
+use swimlb_api::{Advertisement, L2AdvertisementSpec};
+use swimlb_controller::config::LegacyConfig;
 
 use crate::documents::Document;
 
@@ -70,14 +72,19 @@ pub fn migrate(documents: &[Document], namespace: &str) -> Migration {
         }
     }
     let mut announced = vec![false; pools.len()];
+    let mut translated = Vec::new();
     for doc in &advertisements {
-        read_advertisement(doc, &pools, &mut announced, &mut migration);
+        if let Some(object) =
+            read_advertisement(doc, &pools, &mut announced, namespace, &mut migration)
+        {
+            translated.push(object);
+        }
     }
-    for (pool, announced) in pools.iter().zip(announced) {
+    for (pool, announced) in pools.iter().zip(&announced) {
         if !pool.layer2_by_declaration && !announced {
             migration.notes.push(format!(
-                "{}: pool {:?} is selected by no L2Advertisement, so MetalLB does not announce it \
-                 in layer 2; swimlb will",
+                "{}: pool {:?} is selected by no L2Advertisement: MetalLB does not announce it \
+                 in layer 2, and neither will swimlb until one selects it",
                 pool.source, pool.name
             ));
         }
@@ -88,8 +95,28 @@ pub fn migrate(documents: &[Document], namespace: &str) -> Migration {
             "spec": Value::Object(pool.spec.clone()),
         }));
     }
+    migration.objects.extend(translated);
+    // The legacy ConfigMap's layer 2 pools were announced from every node by declaration; as
+    // IPAddressPools they need an advertisement to stay so.
+    let legacy: Vec<&str> = pools
+        .iter()
+        .zip(&announced)
+        .filter(|(pool, announced)| pool.layer2_by_declaration && !**announced)
+        .map(|(pool, _)| pool.name.as_str())
+        .collect();
+    if !legacy.is_empty() {
+        migration.objects.push(json!({
+            "apiVersion": format!("{}/v1beta1", swimlb_api::GROUP),
+            "kind": "L2Advertisement",
+            "metadata": {"name": LEGACY_ADVERTISEMENT, "namespace": namespace},
+            "spec": {"ipAddressPools": legacy},
+        }));
+    }
     migration
 }
+
+/// The L2Advertisement written for the legacy ConfigMap's layer 2 pools.
+pub const LEGACY_ADVERTISEMENT: &str = "layer2-from-configmap";
 
 fn read_legacy(doc: &Document, pools: &mut Vec<MetalPool>, migration: &mut Migration) {
     let Some(text) = doc.value.pointer("/data/config").and_then(Value::as_str) else {
@@ -214,29 +241,25 @@ fn read_pool(doc: &Document, pools: &mut Vec<MetalPool>, migration: &mut Migrati
     });
 }
 
+/// A MetalLB L2Advertisement's spec: swimlb's fields, and whatever else it carries.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct L2AdvertisementSpec {
-    #[serde(default)]
-    ip_address_pools: Vec<String>,
-    #[serde(default)]
-    ip_address_pool_selectors: Vec<LabelSelector>,
-    #[serde(default)]
-    node_selectors: Vec<LabelSelector>,
-    #[serde(default)]
-    interfaces: Vec<String>,
+struct MetalAdvertisementSpec {
+    #[serde(flatten)]
+    known: L2AdvertisementSpec,
     #[serde(flatten)]
     rest: BTreeMap<String, Value>,
 }
 
+/// The swimlb L2Advertisement for a MetalLB one; marks the pools it selects as announced.
 fn read_advertisement(
     doc: &Document,
     pools: &[MetalPool],
     announced: &mut [bool],
+    namespace: &str,
     migration: &mut Migration,
-) {
-    let spec: L2AdvertisementSpec = match doc.value.get("spec") {
-        None => L2AdvertisementSpec::default(),
+) -> Option<Value> {
+    let spec: MetalAdvertisementSpec = match doc.value.get("spec") {
+        None => MetalAdvertisementSpec::default(),
         Some(spec) => match serde_json::from_value(spec.clone()) {
             Ok(spec) => spec,
             Err(error) => {
@@ -245,62 +268,40 @@ fn read_advertisement(
                     what: doc.describe(),
                     reason: format!("spec does not read as an L2Advertisement: {error}"),
                 });
-                return;
+                return None;
             }
         },
     };
-    let selectors: Vec<Selector> = spec
-        .ip_address_pool_selectors
-        .iter()
-        .filter_map(|s| Selector::parse(s).ok())
-        .collect();
-    let all_pools = spec.ip_address_pools.is_empty() && spec.ip_address_pool_selectors.is_empty();
-    let mut selected = Vec::new();
-    for (index, pool) in pools.iter().enumerate() {
-        let chosen = all_pools
-            || spec.ip_address_pools.contains(&pool.name)
-            || selectors.iter().any(|s| s.matches(&pool.labels));
-        if chosen {
-            announced[index] = true;
-            selected.push(pool.name.clone());
-        }
-    }
-    let mut restrictions = Vec::new();
-    if !spec.node_selectors.is_empty() {
-        restrictions.push("nodeSelectors");
-    }
-    if !spec.interfaces.is_empty() {
-        restrictions.push("interfaces");
-    }
     for key in spec.rest.keys() {
         migration.untranslated.push(Untranslated {
             source: doc.source.clone(),
             what: format!("{} spec.{key}", doc.describe()),
-            reason: "not translated: swimlb announces every pool from every eligible node".into(),
+            reason: "no such field in swimlb's L2Advertisement".into(),
         });
     }
-    if restrictions.is_empty() {
-        migration.notes.push(format!(
-            "{}: {} announces {} from every node: swimlb does so by default, nothing to write",
-            doc.source,
-            doc.describe(),
-            if all_pools {
-                "every pool".to_owned()
-            } else {
-                format!("{selected:?}")
-            }
-        ));
-        return;
+    let advertisement = match Advertisement::parse(&spec.known) {
+        Ok(advertisement) => advertisement,
+        Err(errors) => {
+            let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            migration.untranslated.push(Untranslated {
+                source: doc.source.clone(),
+                what: doc.describe(),
+                reason: format!("not a valid L2Advertisement: {}", errors.join("; ")),
+            });
+            return None;
+        }
+    };
+    for (index, pool) in pools.iter().enumerate() {
+        if advertisement.selects_pool(&pool.name, &pool.labels) {
+            announced[index] = true;
+        }
     }
-    migration.untranslated.push(Untranslated {
-        source: doc.source.clone(),
-        what: format!("{} {}", doc.describe(), restrictions.join(" and ")),
-        reason: format!(
-            "swimlb does not restrict announcements per pool yet: the pools {selected:?} will be \
-             announced from every eligible node and suitable interface; the speaker's \
-             `kubernetes.node_selector` and `interfaces` settings restrict all pools at once"
-        ),
-    });
+    Some(json!({
+        "apiVersion": format!("{}/v1beta1", swimlb_api::GROUP),
+        "kind": "L2Advertisement",
+        "metadata": {"name": doc.name, "namespace": namespace},
+        "spec": spec.known,
+    }))
 }
 
 #[cfg(test)]
@@ -347,7 +348,7 @@ data:
     #[test]
     fn legacy_layer2_pools_become_pools_and_bgp_is_listed() {
         let m = run(LEGACY);
-        assert_eq!(m.objects.len(), 2);
+        assert_eq!(m.objects.len(), 3);
         assert_eq!(m.objects[0]["metadata"]["name"], "default");
         assert_eq!(m.objects[0]["metadata"]["namespace"], "swimlb-system");
         assert_eq!(m.objects[0]["apiVersion"], "swimlb.io/v1beta1");
@@ -411,19 +412,40 @@ spec: {ipAddressPools: [bgp-only]}
 ";
 
     #[test]
-    fn crd_pools_carry_over_and_every_difference_is_said() {
+    fn crd_pools_and_advertisements_carry_over_and_every_difference_is_said() {
         let m = run(CRDS);
-        assert_eq!(m.objects.len(), 2);
+        let kinds: Vec<(&str, &str)> = m
+            .objects
+            .iter()
+            .map(|o| {
+                let kind = o["kind"].as_str().unwrap_or_default();
+                (kind, o["metadata"]["name"].as_str().unwrap_or_default())
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("IPAddressPool", "first-pool"),
+                ("IPAddressPool", "bgp-only"),
+                ("L2Advertisement", "east"),
+                ("L2Advertisement", "pinned"),
+            ]
+        );
         assert_eq!(m.objects[0]["spec"]["serviceAllocation"]["priority"], 50);
         assert_eq!(m.objects[1]["spec"]["autoAssign"], false);
-        // The pinned advertisement cannot be expressed: listed, with the pools it concerns.
-        let pinned = m
-            .untranslated
-            .iter()
-            .find(|u| u.what.contains("pinned"))
-            .expect("pinned listed");
-        assert!(pinned.what.contains("nodeSelectors and interfaces"));
-        assert!(pinned.reason.contains("first-pool"));
+        // Node and interface restrictions carry over as they are.
+        let pinned = &m.objects[3];
+        assert_eq!(pinned["metadata"]["namespace"], "swimlb-system");
+        assert_eq!(pinned["spec"]["ipAddressPools"][0], "first-pool");
+        assert_eq!(
+            pinned["spec"]["nodeSelectors"][0]["matchLabels"]["kubernetes.io/hostname"],
+            "node-a"
+        );
+        assert_eq!(pinned["spec"]["interfaces"][0], "eth1");
+        assert_eq!(
+            m.objects[2]["spec"]["ipAddressPoolSelectors"][0]["matchLabels"]["zone"],
+            "east"
+        );
         // BGP objects are listed, not dropped.
         assert!(m.untranslated.iter().any(|u| u.what.contains("BGPPeer")));
         assert!(
@@ -431,16 +453,46 @@ spec: {ipAddressPools: [bgp-only]}
                 .iter()
                 .any(|u| u.what.contains("BGPAdvertisement"))
         );
-        // The plain advertisement needs nothing; the BGP-only pool will now be announced.
-        assert!(
-            m.notes
-                .iter()
-                .any(|n| n.contains("L2Advertisement metallb-system/east"))
-        );
+        assert_eq!(m.untranslated.len(), 2, "{:#?}", m.untranslated);
+        // The BGP-only pool stays unannounced, as in MetalLB, and that is said.
         assert!(
             m.notes
                 .iter()
                 .any(|n| n.contains("\"bgp-only\" is selected by no L2Advertisement"))
+        );
+    }
+
+    #[test]
+    fn legacy_pools_get_an_advertisement_that_keeps_them_announced() {
+        let m = run(LEGACY);
+        let advertisement = m
+            .objects
+            .iter()
+            .find(|o| o["kind"] == "L2Advertisement")
+            .expect("an advertisement for the legacy pools");
+        assert_eq!(advertisement["metadata"]["name"], LEGACY_ADVERTISEMENT);
+        assert_eq!(
+            advertisement["spec"]["ipAddressPools"],
+            json!(["default", "reserved"])
+        );
+    }
+
+    #[test]
+    fn an_invalid_advertisement_is_listed_not_written() {
+        let m = run(
+            "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: bad}\n\
+             spec:\n  nodeSelectors: [{matchExpressions: [{key: a, operator: Near}]}]\n  \
+             interfaces: [eth1]\n  extra: 1\n",
+        );
+        assert!(m.objects.is_empty());
+        let reasons: Vec<&str> = m.untranslated.iter().map(|u| u.reason.as_str()).collect();
+        assert!(reasons.iter().any(|r| r.contains("Near")), "{reasons:?}");
+        assert!(
+            m.untranslated
+                .iter()
+                .any(|u| u.what.ends_with("spec.extra")),
+            "{:#?}",
+            m.untranslated
         );
     }
 

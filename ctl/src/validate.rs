@@ -1,4 +1,5 @@
-//! `swimlbctl validate`: the controller's own checks on pool files, before they are applied.
+//! `swimlbctl validate`: the controller's and the speaker's own checks on pool and
+//! advertisement files, before they are applied.
 //!
 //! Pools come from `swimlb.io` IPAddressPools and legacy ConfigMaps (any ConfigMap with a
 //! `config` key), merged and checked against each other exactly as the controller does
@@ -7,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use swimlb_api::IPAddressPoolSpec;
+use swimlb_api::{Advertisement, IPAddressPoolSpec, L2AdvertisementSpec};
 use swimlb_controller::config::{CONFIGMAP_KEY, PoolDeclaration, PoolSet, parse_configmap};
 
 use crate::documents::Document;
@@ -17,8 +18,17 @@ use crate::documents::Document;
 pub struct Report {
     /// One line per pool: its origin, then `ok` or its errors.
     pub pools: Vec<PoolVerdict>,
+    /// One line per L2Advertisement: its errors, if any.
+    pub advertisements: Vec<AdvertisementVerdict>,
     /// Objects that could not be read at all, or are not swimlb pool configuration.
     pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvertisementVerdict {
+    pub name: String,
+    pub source: String,
+    pub errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +42,9 @@ pub struct PoolVerdict {
 impl Report {
     /// True when every pool is valid and every object was understood.
     pub fn is_clean(&self) -> bool {
-        self.problems.is_empty() && self.pools.iter().all(|p| p.errors.is_empty())
+        self.problems.is_empty()
+            && self.pools.iter().all(|p| p.errors.is_empty())
+            && self.advertisements.iter().all(|a| a.errors.is_empty())
     }
 }
 
@@ -56,6 +68,26 @@ pub fn validate(documents: &[Document]) -> Report {
                         doc.describe()
                     )),
                 }
+            }
+            (swimlb_api::GROUP, "L2Advertisement") => {
+                // No spec is a valid advertisement of every pool (the CRD defaults it to {}).
+                let spec = doc
+                    .value
+                    .get("spec")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({}));
+                let errors = match serde_json::from_value::<L2AdvertisementSpec>(spec) {
+                    Ok(spec) => match Advertisement::parse(&spec) {
+                        Ok(_) => Vec::new(),
+                        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+                    },
+                    Err(error) => vec![format!("spec: {error}")],
+                };
+                report.advertisements.push(AdvertisementVerdict {
+                    name: doc.name.clone(),
+                    source: doc.source.clone(),
+                    errors,
+                });
             }
             ("", "ConfigMap") => {
                 let data: BTreeMap<String, String> = doc
@@ -86,7 +118,7 @@ pub fn validate(documents: &[Document]) -> Report {
                 doc.describe()
             )),
             _ => report.problems.push(format!(
-                "{}: {} ({}) is not swimlb pool configuration",
+                "{}: {} ({}) is not swimlb pool or advertisement configuration",
                 doc.source,
                 doc.describe(),
                 doc.api_version
@@ -154,5 +186,22 @@ mod tests {
         assert_eq!(report.problems.len(), 3, "{report:#?}");
         assert!(report.problems[0].contains("migrate-metallb"));
         assert!(report.pools.is_empty());
+    }
+
+    #[test]
+    fn advertisements_get_the_speakers_checks() {
+        let report = run(
+            "apiVersion: swimlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: good}\n---\n\
+             apiVersion: swimlb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: bad}\n\
+             spec:\n  nodeSelectors: [{matchExpressions: [{key: zone, operator: Near}]}]\n",
+        );
+        assert!(!report.is_clean());
+        assert_eq!(report.advertisements.len(), 2);
+        assert!(report.advertisements[0].errors.is_empty());
+        let errors = report.advertisements[1].errors.join("\n");
+        assert!(
+            errors.contains("nodeSelectors[0]") && errors.contains("Near"),
+            "{errors}"
+        );
     }
 }

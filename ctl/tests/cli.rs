@@ -66,3 +66,27 @@ fn validate_fails_on_a_bad_pool_and_names_the_value() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
 }
+
+/// The shipped examples are what an operator applies first: they must pass (the legacy
+/// ConfigMap example is the alternative form of the same pools, so it is not read with them).
+#[test]
+fn the_shipped_pool_and_advertisement_examples_validate() {
+    let example = |name: &str| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/examples")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let out = swimlbctl(&[
+        "validate",
+        &example("ipaddresspool.yaml"),
+        &example("l2advertisement.yaml"),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok       L2Advertisement team-a-edge"),
+        "{stdout}"
+    );
+}

@@ -5,6 +5,7 @@
 //! corpus from real traffic and the unit-test fixtures.
 
 pub mod gossip;
+pub mod placement;
 pub mod pools;
 
 /// The input as text, if it is UTF-8: files are read with `read_to_string` and Kubernetes

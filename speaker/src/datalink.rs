@@ -31,6 +31,9 @@ pub struct OwnedSet {
     vips: RwLock<BTreeSet<IpAddr>>,
     /// Every VIP of the placement: claims of these from other MACs go to the speaker core.
     watched: RwLock<BTreeSet<IpAddr>>,
+    /// The interfaces some VIPs may be answered and announced on (their L2Advertisements name
+    /// interfaces); a VIP not listed uses every interface.
+    interfaces: RwLock<BTreeMap<IpAddr, BTreeSet<String>>>,
     /// Set while draining: the successors' announcements are expected, not conflicts.
     draining: AtomicBool,
 }
@@ -70,6 +73,36 @@ impl OwnedSet {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .contains(&vip)
+    }
+
+    /// Replaces the interface restrictions.
+    pub fn restrict(&self, interfaces: BTreeMap<IpAddr, BTreeSet<String>>) {
+        *self
+            .interfaces
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = interfaces;
+    }
+
+    /// Whether `vip` may be answered and announced on the interface `name`.
+    pub fn allowed_on(&self, vip: IpAddr, name: &str) -> bool {
+        self.interfaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&vip)
+            .is_none_or(|names| names.contains(name))
+    }
+
+    /// Whether `vip` may use only the interfaces its advertisements name.
+    pub fn is_restricted(&self, vip: IpAddr) -> bool {
+        self.interfaces
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&vip)
+    }
+
+    /// Whether a request for `vip` arriving on the interface `name` is answered.
+    fn answers_on(&self, vip: IpAddr, name: &str) -> bool {
+        self.contains(vip) && self.allowed_on(vip, name)
     }
 
     pub fn set_draining(&self) {
@@ -247,7 +280,7 @@ impl InterfaceChannel {
         let reply = match request {
             Request::Arp(arp) => {
                 self.metrics.arp.requests.inc();
-                if !owned.contains(IpAddr::V4(arp.target_ip)) {
+                if !owned.answers_on(IpAddr::V4(arp.target_ip), &self.interface.name) {
                     return;
                 }
                 self.metrics.arp.replies.inc();
@@ -255,7 +288,7 @@ impl InterfaceChannel {
             }
             Request::Ndp(ns) => {
                 self.metrics.ndp.requests.inc();
-                if !owned.contains(IpAddr::V6(ns.target)) {
+                if !owned.answers_on(IpAddr::V6(ns.target), &self.interface.name) {
                     return;
                 }
                 self.metrics.ndp.replies.inc();
@@ -419,5 +452,27 @@ impl MulticastGroups {
         {
             debug!(%group, %error, "leaving a multicast group failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restricted_vip_is_answered_only_on_its_interfaces() {
+        let owned = OwnedSet::default();
+        let restricted: IpAddr = "192.0.2.30".parse().expect("address");
+        let free: IpAddr = "192.0.2.31".parse().expect("address");
+        owned.replace([restricted, free].into());
+        owned.restrict([(restricted, ["eth1".to_owned()].into())].into());
+        assert!(owned.answers_on(restricted, "eth1"));
+        assert!(!owned.answers_on(restricted, "eth0"));
+        assert!(owned.answers_on(free, "eth0"));
+        assert!(owned.is_restricted(restricted) && !owned.is_restricted(free));
+        owned.remove(free);
+        assert!(!owned.answers_on(free, "eth0"));
+        owned.restrict(BTreeMap::new());
+        assert!(owned.answers_on(restricted, "eth0"));
     }
 }

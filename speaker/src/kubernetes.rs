@@ -13,7 +13,7 @@
 //! treats Local Services as eligible on every eligible node, as it does Cluster Services.
 
 use crate::ownership::VipPlacement;
-use crate::placement::{self, ClassFilter, EndpointSliceV1beta1, PlacementRules};
+use crate::placement::{self, Advertising, ClassFilter, EndpointSliceV1beta1, PlacementRules};
 use futures::stream::{BoxStream, SelectAll};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{Node, ObjectReference, Service};
@@ -29,6 +29,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use swimlb_api::annotations::DEFAULT_LOAD_BALANCER_CLASS;
+use swimlb_api::{Advertisement, IPAddressPool, L2Advertisement};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -37,6 +38,13 @@ const ENDPOINT_SLICE_V1: &str = "discovery.k8s.io/v1";
 const ENDPOINT_SLICE_V1BETA1: &str = "discovery.k8s.io/v1beta1";
 /// How long to wait before asking again whether EndpointSlices are served, after an error.
 const PROBE_RETRY: Duration = Duration::from_secs(2);
+/// The API version of swimlb's custom resources.
+const SWIMLB_V1BETA1: &str = "swimlb.io/v1beta1";
+/// Environment variable with the speaker's namespace (downward API `metadata.namespace`).
+pub const POD_NAMESPACE_ENV: &str = "POD_NAMESPACE";
+/// The namespace of the IPAddressPools and L2Advertisements when neither the file nor
+/// `POD_NAMESPACE` names one.
+pub const DEFAULT_NAMESPACE: &str = "swimlb-system";
 /// Environment variable with this node's IP (downward API `status.hostIP`), used as the gossip
 /// advertise address when the file has none.
 pub const NODE_IP_ENV: &str = "NODE_IP";
@@ -48,7 +56,12 @@ pub struct KubernetesConfig {
     /// A kubeconfig file; absent: in-cluster configuration (or `KUBECONFIG`).
     #[serde(default)]
     pub kubeconfig: Option<PathBuf>,
-    /// Labels a node must carry to announce; empty: every node.
+    /// The namespace of the IPAddressPools and L2Advertisements (the controller's); absent:
+    /// `POD_NAMESPACE`, else `swimlb-system`.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Labels a node must carry to announce any VIP; empty: every node. The older, global
+    /// form of an L2Advertisement's `nodeSelectors`.
     #[serde(default)]
     pub node_selector: BTreeMap<String, String>,
     /// The gossip port of the other speakers; absent: this speaker's own bind port.
@@ -70,11 +83,26 @@ fn default_true() -> bool {
     true
 }
 
+impl KubernetesConfig {
+    /// The namespace the pools and advertisements are read from.
+    pub fn pool_namespace(&self) -> String {
+        self.namespace
+            .clone()
+            .or_else(|| std::env::var(POD_NAMESPACE_ENV).ok())
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned())
+    }
+}
+
 /// What the runtime takes from the cluster.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClusterView {
     /// VIP → nodes allowed to own it (always `Some`: a node needs a Node object).
     pub placement: VipPlacement,
+    /// The interfaces this node may use for some VIPs (from their L2Advertisements); a VIP
+    /// not listed uses every interface.
+    pub interfaces: BTreeMap<IpAddr, BTreeSet<String>>,
     /// The other speakers' gossip addresses, by node name.
     pub peers: BTreeMap<String, SocketAddr>,
     /// False until Services and Nodes (and EndpointSlices, when served) were listed once.
@@ -141,12 +169,21 @@ async fn client(config: &KubernetesConfig) -> Result<Client, KubernetesError> {
     Ok(Client::try_from(client_config)?)
 }
 
-/// Starts watching the cluster. `owned` carries the VIPs this node announces (for Events).
+/// The VIPs this node owns, as the runtime reports them to the Kubernetes edge for Events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Announcing {
+    pub owned: BTreeSet<IpAddr>,
+    /// Owned VIPs this node cannot announce: none of its interfaces is one their
+    /// L2Advertisements name.
+    pub without_interface: BTreeSet<IpAddr>,
+}
+
+/// Starts watching the cluster. `owned` carries the VIPs this node owns (for Events).
 pub async fn start(
     config: KubernetesConfig,
     node_name: String,
     gossip_port: u16,
-    owned: watch::Receiver<BTreeSet<IpAddr>>,
+    owned: watch::Receiver<Announcing>,
     events_dropped: Counter,
 ) -> Result<watch::Receiver<ClusterView>, KubernetesError> {
     let client = client(&config).await?;
@@ -170,7 +207,10 @@ pub async fn start(
             },
             node_selector: config.node_selector.clone(),
             endpoints_known: false,
+            advertising: Advertising::Unrestricted,
+            local_node: node_name.clone(),
         },
+        namespace: config.pool_namespace(),
         gossip_port: config.gossip_port.unwrap_or(gossip_port),
         node_name: node_name.clone(),
         services: Store::default(),
@@ -178,7 +218,13 @@ pub async fn start(
         slices: Store::default(),
         beta_slices: Store::default(),
         slice_api: None,
-        announced: BTreeSet::new(),
+        pools: Store::default(),
+        advertisements: Store::default(),
+        valid_advertisements: BTreeMap::new(),
+        rejected: BTreeMap::new(),
+        advertisements_served: None,
+        announced: Announcing::default(),
+        interfaces: BTreeMap::new(),
         events,
         events_dropped,
         view: view_tx,
@@ -196,6 +242,8 @@ enum Input {
     Node(Box<WatchEvent<Node>>),
     Slice(Box<WatchEvent<EndpointSlice>>),
     BetaSlice(Box<WatchEvent<EndpointSliceV1beta1>>),
+    Pool(Box<WatchEvent<IPAddressPool>>),
+    Advertisement(Box<WatchEvent<L2Advertisement>>),
     WatchError(&'static str, watcher::Error),
 }
 
@@ -280,8 +328,21 @@ struct ClusterWatcher {
     beta_slices: Store<EndpointSliceV1beta1>,
     /// Which EndpointSlice version is watched; `None` until the API server has answered.
     slice_api: Option<SliceApi>,
-    /// The VIPs this node announced when last told, for `nodeAssigned` Events.
-    announced: BTreeSet<IpAddr>,
+    /// The namespace of the pools and advertisements.
+    namespace: String,
+    pools: Store<IPAddressPool>,
+    advertisements: Store<L2Advertisement>,
+    /// Every advertisement in its last valid form: an edit that does not parse keeps the
+    /// previous form in force, so a typo never withdraws what was announced.
+    valid_advertisements: BTreeMap<(String, String), Advertisement>,
+    /// The resourceVersion of each advertisement last rejected, so each version is logged once.
+    rejected: BTreeMap<(String, String), String>,
+    /// Whether L2Advertisements are served; `None` until the API server has answered.
+    advertisements_served: Option<bool>,
+    /// What this node owned when last told, for `nodeAssigned` and `announceFailed` Events.
+    announced: Announcing,
+    /// The interface restrictions last published, for `announceFailed` Events.
+    interfaces: BTreeMap<IpAddr, BTreeSet<String>>,
     /// Events for the recorder task: the watch loop never waits for an API write.
     events: mpsc::Sender<(Event, ObjectReference)>,
     events_dropped: Counter,
@@ -289,7 +350,7 @@ struct ClusterWatcher {
 }
 
 impl ClusterWatcher {
-    async fn run(mut self, client: Client, mut owned: watch::Receiver<BTreeSet<IpAddr>>) {
+    async fn run(mut self, client: Client, mut owned: watch::Receiver<Announcing>) {
         let mut streams: SelectAll<BoxStream<'static, Input>> = SelectAll::new();
         streams.push(watch_stream(
             Api::<Service>::all(client.clone()),
@@ -302,9 +363,26 @@ impl ClusterWatcher {
             "Node",
         ));
         let mut probe = Box::pin(endpoint_slices_served(client.clone()).fuse());
+        let mut advertisement_probe = Box::pin(advertisements_served(client.clone()).fuse());
         let mut owned_open = true;
         loop {
             tokio::select! {
+                served = &mut advertisement_probe, if self.advertisements_served.is_none() => {
+                    self.advertisements_served = Some(served);
+                    if served {
+                        streams.push(watch_stream(
+                            Api::<IPAddressPool>::namespaced(client.clone(), &self.namespace),
+                            |event| Input::Pool(Box::new(event)),
+                            "IPAddressPool",
+                        ));
+                        streams.push(watch_stream(
+                            Api::<L2Advertisement>::namespaced(client.clone(), &self.namespace),
+                            |event| Input::Advertisement(Box::new(event)),
+                            "L2Advertisement",
+                        ));
+                    }
+                    self.publish();
+                }
                 api = &mut probe, if self.slice_api.is_none() => {
                     self.slice_api = Some(api);
                     self.rules.endpoints_known = api != SliceApi::Neither;
@@ -330,6 +408,14 @@ impl ClusterWatcher {
                         Input::Node(event) => self.nodes.apply(*event),
                         Input::Slice(event) => self.slices.apply(*event),
                         Input::BetaSlice(event) => self.beta_slices.apply(*event),
+                        Input::Pool(event) => self.pools.apply(*event),
+                        Input::Advertisement(event) => {
+                            let changed = self.advertisements.apply(*event);
+                            if changed {
+                                self.refresh_advertisements();
+                            }
+                            changed
+                        }
                         Input::WatchError(kind, error) => {
                             warn!(kind, %error, "watch failed; keeping the last known state and retrying");
                             false
@@ -359,13 +445,67 @@ impl ClusterWatcher {
             Some(SliceApi::V1beta1) => self.beta_slices.synced,
             Some(SliceApi::Neither) => true,
         };
-        self.services.synced && self.nodes.synced && slices_synced
+        let advertisements_synced = match self.advertisements_served {
+            None => false,
+            Some(true) => self.pools.synced && self.advertisements.synced,
+            Some(false) => true,
+        };
+        self.services.synced && self.nodes.synced && slices_synced && advertisements_synced
     }
 
-    fn publish(&self) {
+    /// Parses the advertisements again after a change; one that does not parse is logged
+    /// (once per version) and keeps its last valid form, or counts for nothing if it never
+    /// had one.
+    fn refresh_advertisements(&mut self) {
+        let mut valid = BTreeMap::new();
+        for (key, object) in &self.advertisements.objects {
+            match Advertisement::parse(&object.spec) {
+                Ok(advertisement) => {
+                    self.rejected.remove(key);
+                    valid.insert(key.clone(), advertisement);
+                }
+                Err(errors) => {
+                    let version = object.resource_version().unwrap_or_default();
+                    let previous = self.valid_advertisements.get(key);
+                    if self.rejected.get(key) != Some(&version) {
+                        let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                        warn!(namespace = %key.0, name = %key.1, ?errors,
+                            keeping_previous = previous.is_some(),
+                            "L2Advertisement is not valid; ignoring this version");
+                        self.rejected.insert(key.clone(), version);
+                    }
+                    if let Some(previous) = previous {
+                        valid.insert(key.clone(), previous.clone());
+                    }
+                }
+            }
+        }
+        self.rejected
+            .retain(|key, _| self.advertisements.objects.contains_key(key));
+        self.valid_advertisements = valid;
+    }
+
+    /// The advertising rules from the watched pools and advertisements.
+    fn advertising(&self) -> Advertising {
+        if self.advertisements_served != Some(true) {
+            return Advertising::Unrestricted;
+        }
+        Advertising::Known {
+            pools: self
+                .pools
+                .objects
+                .values()
+                .map(|pool| (pool.name_any(), pool.labels().clone()))
+                .collect(),
+            advertisements: self.valid_advertisements.values().cloned().collect(),
+        }
+    }
+
+    fn publish(&mut self) {
         if !self.synced() {
             return;
         }
+        self.rules.advertising = self.advertising();
         let converted: Vec<EndpointSlice> = self
             .beta_slices
             .objects
@@ -383,8 +523,10 @@ impl ClusterWatcher {
             .filter(|(name, _)| *name != self.node_name)
             .map(|(name, ip)| (name, SocketAddr::new(ip, self.gossip_port)))
             .collect();
+        self.interfaces.clone_from(&placement.interfaces);
         let view = ClusterView {
-            placement,
+            placement: placement.vips,
+            interfaces: placement.interfaces,
             peers,
             synced: true,
         };
@@ -402,20 +544,51 @@ impl ClusterWatcher {
         });
     }
 
-    /// Queues `nodeAssigned` for the Services of every VIP this node just started announcing;
+    /// Queues `nodeAssigned` for the Services of every VIP this node just started announcing,
+    /// and the Warning `announceFailed` for every VIP it just came to own but cannot announce;
     /// when the queue is full (a large failover against a slow API server) the Event is
     /// dropped and counted, never waited for.
-    fn record_assignments(&mut self, owned: BTreeSet<IpAddr>) {
-        let gained: Vec<IpAddr> = owned.difference(&self.announced).copied().collect();
-        self.announced = owned;
-        for vip in gained {
+    fn record_assignments(&mut self, now: Announcing) {
+        let announced: Vec<IpAddr> = now
+            .owned
+            .difference(&now.without_interface)
+            .filter(|vip| {
+                !self.announced.owned.contains(*vip)
+                    || self.announced.without_interface.contains(*vip)
+            })
+            .copied()
+            .collect();
+        let failed: Vec<IpAddr> = now
+            .without_interface
+            .difference(&self.announced.without_interface)
+            .copied()
+            .collect();
+        self.announced = now;
+        let no_names = BTreeSet::new();
+        let notes = announced
+            .into_iter()
+            .map(|vip| {
+                let note = format!("announcing {vip} from node {}", self.node_name);
+                (vip, EventType::Normal, "nodeAssigned", note)
+            })
+            .chain(failed.into_iter().map(|vip| {
+                let names = self.interfaces.get(&vip).unwrap_or(&no_names);
+                let note = format!(
+                    "node {} owns {vip} but has none of the interfaces its L2Advertisements name ({})",
+                    self.node_name,
+                    names.iter().cloned().collect::<Vec<_>>().join(", ")
+                );
+                (vip, EventType::Warning, "announceFailed", note)
+            }))
+            .collect::<Vec<_>>();
+        for (vip, type_, reason, note) in notes {
             for service in
                 placement::services_with_vip(self.services.objects.values(), vip, &self.rules.class)
             {
                 let event = Event {
-                    type_: EventType::Normal,
-                    reason: "nodeAssigned".to_owned(),
-                    note: Some(format!("announcing {vip} from node {}", self.node_name)),
+                    type_,
+                    reason: reason.to_owned(),
+                    note: Some(note.clone()),
                     action: "Announce".to_owned(),
                     secondary: None,
                 };
@@ -467,8 +640,8 @@ impl SliceApi {
 async fn endpoint_slices_served(client: Client) -> SliceApi {
     loop {
         let answer = async {
-            let v1 = serves_endpoint_slices(&client, ENDPOINT_SLICE_V1).await?;
-            let v1beta1 = !v1 && serves_endpoint_slices(&client, ENDPOINT_SLICE_V1BETA1).await?;
+            let v1 = serves(&client, ENDPOINT_SLICE_V1, "endpointslices").await?;
+            let v1beta1 = !v1 && serves(&client, ENDPOINT_SLICE_V1BETA1, "endpointslices").await?;
             Ok::<_, kube::Error>(SliceApi::choose(v1, v1beta1))
         };
         match answer.await {
@@ -497,10 +670,36 @@ async fn endpoint_slices_served(client: Client) -> SliceApi {
     }
 }
 
-/// Whether `group_version` lists `endpointslices`; a version that is not served is `false`.
-async fn serves_endpoint_slices(client: &Client, group_version: &str) -> Result<bool, kube::Error> {
+/// Whether the API server serves L2Advertisements. Retries until it answers; without them
+/// (the CRD is not installed) every pool is announced from every eligible node.
+async fn advertisements_served(client: Client) -> bool {
+    loop {
+        match serves(&client, SWIMLB_V1BETA1, "l2advertisements").await {
+            Ok(true) => {
+                info!(
+                    api = SWIMLB_V1BETA1,
+                    "watching IPAddressPools and L2Advertisements"
+                );
+                return true;
+            }
+            Ok(false) => {
+                warn!(
+                    "L2Advertisements not served (install deploy/crds): every pool is announced from every eligible node"
+                );
+                return false;
+            }
+            Err(error) => {
+                debug!(%error, "cannot ask whether L2Advertisements are served; asking again");
+                tokio::time::sleep(PROBE_RETRY).await;
+            }
+        }
+    }
+}
+
+/// Whether `group_version` lists `resource`; a version that is not served is `false`.
+async fn serves(client: &Client, group_version: &str, resource: &str) -> Result<bool, kube::Error> {
     match client.list_api_group_resources(group_version).await {
-        Ok(list) => Ok(list.resources.iter().any(|r| r.name == "endpointslices")),
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == resource)),
         Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
         Err(error) => Err(error),
     }

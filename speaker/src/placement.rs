@@ -7,6 +7,10 @@
 //! - a node is eligible when a Node object exists for it, it does not carry the label
 //!   `node.kubernetes.io/exclude-from-external-load-balancers`, its `NetworkUnavailable`
 //!   condition is not `True`, and it matches the configured node selector;
+//! - of those, the nodes that announce a Service's addresses are the ones the L2Advertisements
+//!   selecting its pool (the `swimlb.io/ip-allocated-from-pool` annotation) allow, and the
+//!   owner answers on the interfaces they name ([`Advertising`]); a pool no advertisement
+//!   selects is not announced;
 //! - with `externalTrafficPolicy: Local`, only eligible nodes with a ready endpoint of the
 //!   Service remain; a Local Service with no ready endpoint anywhere is not announced. Slices
 //!   come from `discovery.k8s.io/v1` or, on API servers before 1.21, from `v1beta1`
@@ -26,7 +30,9 @@ use serde::Deserialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use swimlb_api::Advertisement;
 pub use swimlb_api::ClassFilter;
+use swimlb_api::annotations::IP_ALLOCATED_FROM_POOL;
 
 /// Nodes with this label never announce (the upstream well-known label).
 pub const EXCLUDE_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
@@ -132,6 +138,10 @@ pub struct PlacementRules {
     /// False when EndpointSlices cannot be watched: Local Services are then eligible on every
     /// eligible node, as if they were Cluster Services.
     pub endpoints_known: bool,
+    /// Which pools are announced from which nodes.
+    pub advertising: Advertising,
+    /// This node: the interface restrictions of [`Placement::interfaces`] are its own.
+    pub local_node: String,
 }
 
 /// `(namespace, name)` of a Service.
@@ -169,18 +179,6 @@ pub fn ready_nodes<'a>(
         }
     }
     ready
-}
-
-/// Names of the nodes eligible to announce any VIP.
-pub fn eligible_nodes<'a>(
-    nodes: impl IntoIterator<Item = &'a Node>,
-    rules: &PlacementRules,
-) -> BTreeSet<String> {
-    nodes
-        .into_iter()
-        .filter(|node| node_is_eligible(node, rules))
-        .filter_map(|node| node.metadata.name.clone())
-        .collect()
 }
 
 fn node_is_eligible(node: &Node, rules: &PlacementRules) -> bool {
@@ -236,44 +234,168 @@ fn is_local(service: &Service) -> bool {
         == Some("Local")
 }
 
-/// The VIP placement for these objects under `rules`.
+/// What the speaker announces, computed from the cluster's objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Every announced VIP with the nodes allowed to own it.
+    pub vips: VipPlacement,
+    /// The interfaces this node may answer and announce a VIP on, for the VIPs whose
+    /// advertisements name interfaces; a VIP not listed may use every interface.
+    pub interfaces: BTreeMap<IpAddr, BTreeSet<String>>,
+}
+
+/// The L2Advertisements in force and the IPAddressPools they choose from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Advertising {
+    /// The API server serves no L2Advertisements (the CRD is not installed): every pool is
+    /// announced from every eligible node, on every interface.
+    #[default]
+    Unrestricted,
+    Known {
+        /// The labels of every IPAddressPool, by name.
+        pools: BTreeMap<String, BTreeMap<String, String>>,
+        advertisements: Vec<Advertisement>,
+    },
+}
+
+/// Where one Service's addresses are announced.
+struct Reach {
+    nodes: BTreeSet<String>,
+    /// `None`: every interface.
+    local_interfaces: Option<BTreeSet<String>>,
+}
+
+impl Advertising {
+    /// The nodes among `eligible` (name → labels) that announce addresses of `pool`, and the
+    /// interfaces `local_node` uses for them. A pool that is not an IPAddressPool (one of the
+    /// legacy ConfigMap, or a Service the controller has not annotated) is announced from
+    /// every eligible node: advertisements only select IPAddressPools.
+    fn reach(
+        &self,
+        pool: Option<&str>,
+        eligible: &BTreeMap<String, BTreeMap<String, String>>,
+        local_node: &str,
+    ) -> Reach {
+        let everywhere = || Reach {
+            nodes: eligible.keys().cloned().collect(),
+            local_interfaces: None,
+        };
+        let Self::Known {
+            pools,
+            advertisements,
+        } = self
+        else {
+            return everywhere();
+        };
+        let Some((name, labels)) = pool.and_then(|p| pools.get_key_value(p)) else {
+            return everywhere();
+        };
+        let mut nodes = BTreeSet::new();
+        let mut interfaces = Some(BTreeSet::new());
+        for ad in advertisements
+            .iter()
+            .filter(|a| a.selects_pool(name, labels))
+        {
+            for (node, node_labels) in eligible {
+                if !ad.selects_node(node_labels) {
+                    continue;
+                }
+                nodes.insert(node.clone());
+                if node == local_node {
+                    interfaces = match interfaces {
+                        Some(mut names) if !ad.interfaces.is_empty() => {
+                            names.extend(ad.interfaces.iter().cloned());
+                            Some(names)
+                        }
+                        _ => None,
+                    };
+                }
+            }
+        }
+        Reach {
+            local_interfaces: interfaces.filter(|_| nodes.contains(local_node)),
+            nodes,
+        }
+    }
+}
+
+/// The pool a Service's addresses came from, as the controller annotated it.
+fn service_pool(service: &Service) -> Option<&str> {
+    service
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(IP_ALLOCATED_FROM_POOL)
+        .map(String::as_str)
+}
+
+/// The placement for these objects under `rules`.
 pub fn placement<'a>(
     services: impl IntoIterator<Item = &'a Service>,
     nodes: impl IntoIterator<Item = &'a Node>,
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
     rules: &PlacementRules,
-) -> VipPlacement {
-    let eligible = eligible_nodes(nodes, rules);
+) -> Placement {
+    let empty = BTreeMap::new();
+    let eligible: BTreeMap<String, BTreeMap<String, String>> = nodes
+        .into_iter()
+        .filter(|node| node_is_eligible(node, rules))
+        .filter_map(|node| {
+            let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+            Some((node.metadata.name.clone()?, labels.clone()))
+        })
+        .collect();
     let ready = ready_nodes(slices);
     let no_nodes = BTreeSet::new();
     let mut allowed: BTreeMap<IpAddr, BTreeSet<String>> = BTreeMap::new();
+    let mut interfaces: BTreeMap<IpAddr, Option<BTreeSet<String>>> = BTreeMap::new();
     for service in services {
         let vips = service_vips(service, &rules.class);
         if vips.is_empty() {
             continue;
         }
+        let reach = rules
+            .advertising
+            .reach(service_pool(service), &eligible, &rules.local_node);
         let nodes: BTreeSet<String> = if is_local(service) && rules.endpoints_known {
             let key = (
                 service.metadata.namespace.clone().unwrap_or_default(),
                 service.metadata.name.clone().unwrap_or_default(),
             );
             let with_endpoint = ready.get(&key).unwrap_or(&no_nodes);
-            eligible.intersection(with_endpoint).cloned().collect()
+            reach.nodes.intersection(with_endpoint).cloned().collect()
         } else {
-            eligible.clone()
+            reach.nodes
         };
         for vip in vips {
             allowed
                 .entry(vip)
                 .and_modify(|set| set.retain(|n| nodes.contains(n)))
                 .or_insert_with(|| nodes.clone());
+            // Services sharing an address: only interfaces every one of them may use.
+            let restriction = interfaces.entry(vip).or_insert(None);
+            *restriction = match (restriction.take(), &reach.local_interfaces) {
+                (None, theirs) => theirs.clone(),
+                (Some(ours), None) => Some(ours),
+                (Some(ours), Some(theirs)) => Some(ours.intersection(theirs).cloned().collect()),
+            };
         }
     }
-    allowed
+    let vips: VipPlacement = allowed
         .into_iter()
         .filter(|(_, nodes)| !nodes.is_empty())
         .map(|(vip, nodes)| (vip, Some(nodes)))
-        .collect()
+        .collect();
+    let interfaces = interfaces
+        .into_iter()
+        .filter(|(vip, _)| {
+            vips.get(vip)
+                .and_then(Option::as_ref)
+                .is_some_and(|nodes| nodes.contains(&rules.local_node))
+        })
+        .filter_map(|(vip, names)| Some((vip, names?)))
+        .collect();
+    Placement { vips, interfaces }
 }
 
 /// The Services (namespace, name) whose ingress IPs include `vip`, for Events.
@@ -384,7 +506,7 @@ mod tests {
     #[test]
     fn a_cluster_service_is_eligible_on_every_node() {
         let services = [service("web", json!({}), &["192.0.2.30", "2001:db8::30"])];
-        let got = placement(&services, &plain_nodes(), &[], &rules());
+        let got = placement(&services, &plain_nodes(), &[], &rules()).vips;
         assert_eq!(got.len(), 2);
         assert_eq!(got[&ip("192.0.2.30")], set(&["a", "b", "c"]));
         assert_eq!(got[&ip("2001:db8::30")], set(&["a", "b", "c"]));
@@ -397,7 +519,11 @@ mod tests {
             service("cluster-ip", json!({"type": "ClusterIP"}), &["192.0.2.31"]),
             service("hostname-only", json!({}), &["not-an-ip"]),
         ];
-        assert!(placement(&services, &plain_nodes(), &[], &rules()).is_empty());
+        assert!(
+            placement(&services, &plain_nodes(), &[], &rules())
+                .vips
+                .is_empty()
+        );
     }
 
     #[test]
@@ -415,7 +541,7 @@ mod tests {
                 &["192.0.2.32"],
             ),
         ];
-        let got = placement(&services, &plain_nodes(), &[], &rules());
+        let got = placement(&services, &plain_nodes(), &[], &rules()).vips;
         let vips: Vec<IpAddr> = got.keys().copied().collect();
         assert_eq!(vips, [ip("192.0.2.30"), ip("192.0.2.31")]);
 
@@ -426,7 +552,7 @@ mod tests {
             },
             ..rules()
         };
-        let got = placement(&services, &plain_nodes(), &[], &strict);
+        let got = placement(&services, &plain_nodes(), &[], &strict).vips;
         let vips: Vec<IpAddr> = got.keys().copied().collect();
         assert_eq!(vips, [ip("192.0.2.31")]);
     }
@@ -440,7 +566,7 @@ mod tests {
             node("d", json!({}), None),
         ];
         let services = [service("web", json!({}), &["192.0.2.30"])];
-        let got = placement(&services, &nodes, &[], &rules());
+        let got = placement(&services, &nodes, &[], &rules()).vips;
         assert_eq!(got[&ip("192.0.2.30")], set(&["c", "d"]));
     }
 
@@ -459,7 +585,7 @@ mod tests {
             ..rules()
         };
         let services = [service("web", json!({}), &["192.0.2.30"])];
-        let got = placement(&services, &nodes, &[], &selective);
+        let got = placement(&services, &nodes, &[], &selective).vips;
         assert_eq!(got[&ip("192.0.2.30")], set(&["a"]));
     }
 
@@ -467,7 +593,7 @@ mod tests {
     fn a_vip_with_no_eligible_node_is_not_placed() {
         let nodes = [node("a", json!({EXCLUDE_LABEL: "true"}), None)];
         let services = [service("web", json!({}), &["192.0.2.30"])];
-        assert!(placement(&services, &nodes, &[], &rules()).is_empty());
+        assert!(placement(&services, &nodes, &[], &rules()).vips.is_empty());
     }
 
     #[test]
@@ -486,7 +612,7 @@ mod tests {
                 {"addresses": ["10.0.0.4"], "nodeName": "gone"},
             ]),
         )];
-        let got = placement(&services, &plain_nodes(), &slices, &rules());
+        let got = placement(&services, &plain_nodes(), &slices, &rules()).vips;
         // b's endpoint is not ready; an absent condition counts as ready; "gone" has no Node.
         assert_eq!(got[&ip("192.0.2.30")], set(&["a", "c"]));
     }
@@ -502,13 +628,21 @@ mod tests {
             "web",
             json!([{"addresses": ["10.0.0.1"], "nodeName": "a", "conditions": {"ready": false}}]),
         )];
-        assert!(placement(&services, &plain_nodes(), &not_ready, &rules()).is_empty());
+        assert!(
+            placement(&services, &plain_nodes(), &not_ready, &rules())
+                .vips
+                .is_empty()
+        );
         // Another Service's endpoints do not count.
         let other = [slice(
             "other",
             json!([{"addresses": ["10.0.0.1"], "nodeName": "a"}]),
         )];
-        assert!(placement(&services, &plain_nodes(), &other, &rules()).is_empty());
+        assert!(
+            placement(&services, &plain_nodes(), &other, &rules())
+                .vips
+                .is_empty()
+        );
     }
 
     #[test]
@@ -522,7 +656,7 @@ mod tests {
             endpoints_known: false,
             ..rules()
         };
-        let got = placement(&services, &plain_nodes(), &[], &blind);
+        let got = placement(&services, &plain_nodes(), &[], &blind).vips;
         assert_eq!(got[&ip("192.0.2.30")], set(&["a", "b", "c"]));
     }
 
@@ -569,7 +703,7 @@ mod tests {
             .map(|e| e.node_name.as_deref())
             .collect();
         assert_eq!(nodes, [Some("a"), Some("b"), Some("c"), None]);
-        let got = placement(&services, &plain_nodes(), &converted, &rules());
+        let got = placement(&services, &plain_nodes(), &converted, &rules()).vips;
         assert_eq!(got[&ip("192.0.2.30")], set(&["a", "c"]));
     }
 
@@ -599,7 +733,11 @@ mod tests {
             &["192.0.2.30"],
         )];
         let converted = [slice_from_v1beta1(&empty)];
-        assert!(placement(&services, &plain_nodes(), &converted, &rules()).is_empty());
+        assert!(
+            placement(&services, &plain_nodes(), &converted, &rules())
+                .vips
+                .is_empty()
+        );
     }
 
     #[test]
@@ -629,10 +767,14 @@ mod tests {
             "dns",
             json!([{"addresses": ["10.0.0.1"], "nodeName": "b"}]),
         )];
-        let got = placement(&services, &plain_nodes(), &slices, &rules());
+        let got = placement(&services, &plain_nodes(), &slices, &rules()).vips;
         assert_eq!(got[&ip("192.0.2.30")], set(&["b"]));
         // Without any ready endpoint for one of them the shared VIP is not announced.
-        assert!(placement(&services, &plain_nodes(), &[], &rules()).is_empty());
+        assert!(
+            placement(&services, &plain_nodes(), &[], &rules())
+                .vips
+                .is_empty()
+        );
     }
 
     #[test]
@@ -647,5 +789,165 @@ mod tests {
         let ips = internal_ips(&plain_nodes());
         assert_eq!(ips.get("a"), Some(&ip("192.0.2.1")));
         assert_eq!(ips.len(), 3);
+    }
+
+    fn pooled(mut service: Service, pool: &str) -> Service {
+        service
+            .metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(IP_ALLOCATED_FROM_POOL.to_owned(), pool.to_owned());
+        service
+    }
+
+    fn advertising(pools: &[(&str, serde_json::Value)], ads: &[serde_json::Value]) -> Advertising {
+        Advertising::Known {
+            pools: pools
+                .iter()
+                .map(|(name, labels)| {
+                    let labels = serde_json::from_value(labels.clone()).expect("pool labels");
+                    ((*name).to_owned(), labels)
+                })
+                .collect(),
+            advertisements: ads
+                .iter()
+                .map(|spec| {
+                    let spec = serde_json::from_value(spec.clone()).expect("advertisement spec");
+                    Advertisement::parse(&spec).expect("valid advertisement")
+                })
+                .collect(),
+        }
+    }
+
+    fn zoned_nodes() -> Vec<Node> {
+        vec![
+            node("a", json!({"zone": "east"}), None),
+            node("b", json!({"zone": "east", "role": "edge"}), None),
+            node("c", json!({"zone": "west"}), None),
+        ]
+    }
+
+    fn advertised(local_node: &str, advertising: Advertising) -> PlacementRules {
+        PlacementRules {
+            advertising,
+            local_node: local_node.to_owned(),
+            ..rules()
+        }
+    }
+
+    #[test]
+    fn a_pool_no_advertisement_selects_is_not_announced_but_legacy_pools_are() {
+        let services = [
+            pooled(service("web", json!({}), &["192.0.2.30"]), "front"),
+            pooled(service("old", json!({}), &["192.0.2.31"]), "from-configmap"),
+            service("unannotated", json!({}), &["192.0.2.32"]),
+        ];
+        let known = advertising(
+            &[("front", json!({})), ("back", json!({}))],
+            &[json!({"ipAddressPools": ["back"]})],
+        );
+        let got = placement(&services, &zoned_nodes(), &[], &advertised("a", known)).vips;
+        let vips: Vec<IpAddr> = got.keys().copied().collect();
+        assert_eq!(vips, [ip("192.0.2.31"), ip("192.0.2.32")]);
+        assert_eq!(got[&ip("192.0.2.31")], set(&["a", "b", "c"]));
+        // Without the L2Advertisement API, every pool is announced everywhere.
+        let unrestricted = placement(
+            &services,
+            &zoned_nodes(),
+            &[],
+            &advertised("a", Advertising::Unrestricted),
+        );
+        assert_eq!(unrestricted.vips.len(), 3);
+        assert!(unrestricted.interfaces.is_empty());
+    }
+
+    #[test]
+    fn nodes_are_the_union_of_the_selecting_advertisements_node_selectors() {
+        let services = [pooled(service("web", json!({}), &["192.0.2.30"]), "front")];
+        let known = advertising(
+            &[("front", json!({"tier": "edge"}))],
+            &[
+                json!({"ipAddressPools": ["front"], "nodeSelectors": [{"matchLabels": {"zone": "west"}}]}),
+                json!({"ipAddressPoolSelectors": [{"matchLabels": {"tier": "edge"}}],
+                       "nodeSelectors": [{"matchExpressions": [{"key": "role", "operator": "Exists"}]}]}),
+                json!({"ipAddressPools": ["other"]}),
+            ],
+        );
+        let got = placement(&services, &zoned_nodes(), &[], &advertised("a", known)).vips;
+        assert_eq!(got[&ip("192.0.2.30")], set(&["b", "c"]));
+    }
+
+    #[test]
+    fn advertisements_still_respect_node_eligibility_and_local_endpoints() {
+        let mut nodes = zoned_nodes();
+        nodes[1] = node("b", json!({"zone": "east", EXCLUDE_LABEL: ""}), None);
+        let services = [pooled(
+            service(
+                "web",
+                json!({"externalTrafficPolicy": "Local"}),
+                &["192.0.2.30"],
+            ),
+            "front",
+        )];
+        let slices = [slice(
+            "web",
+            json!([{"addresses": ["10.0.0.1"], "nodeName": "a"},
+                   {"addresses": ["10.0.0.2"], "nodeName": "b"}]),
+        )];
+        let known = advertising(
+            &[("front", json!({}))],
+            &[json!({"nodeSelectors": [{"matchLabels": {"zone": "east"}}]})],
+        );
+        let got = placement(&services, &nodes, &slices, &advertised("a", known)).vips;
+        assert_eq!(got[&ip("192.0.2.30")], set(&["a"]));
+    }
+
+    #[test]
+    fn the_local_node_gets_the_interfaces_of_the_advertisements_that_select_it() {
+        let services = [
+            pooled(service("web", json!({}), &["192.0.2.30"]), "front"),
+            pooled(service("api", json!({}), &["192.0.2.31"]), "back"),
+        ];
+        let known = advertising(
+            &[("front", json!({})), ("back", json!({}))],
+            &[
+                json!({"ipAddressPools": ["front"], "interfaces": ["eth1"]}),
+                json!({"ipAddressPools": ["front"], "interfaces": ["eth2"],
+                       "nodeSelectors": [{"matchLabels": {"zone": "east"}}]}),
+                json!({"ipAddressPools": ["back"], "interfaces": ["eth1"]}),
+                json!({"ipAddressPools": ["back"], "nodeSelectors": [{"matchLabels": {"zone": "west"}}]}),
+            ],
+        );
+        let on_a = placement(
+            &services,
+            &zoned_nodes(),
+            &[],
+            &advertised("a", known.clone()),
+        );
+        let names = |list: &[&str]| {
+            list.iter()
+                .map(|n| (*n).to_owned())
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(on_a.interfaces[&ip("192.0.2.30")], names(&["eth1", "eth2"]));
+        assert_eq!(on_a.interfaces[&ip("192.0.2.31")], names(&["eth1"]));
+        // On c, an advertisement without interfaces selects the node: every interface.
+        let on_c = placement(&services, &zoned_nodes(), &[], &advertised("c", known));
+        assert_eq!(on_c.interfaces[&ip("192.0.2.30")], names(&["eth1"]));
+        assert!(!on_c.interfaces.contains_key(&ip("192.0.2.31")));
+    }
+
+    #[test]
+    fn a_node_not_allowed_to_own_a_vip_has_no_interfaces_for_it() {
+        let services = [pooled(service("web", json!({}), &["192.0.2.30"]), "front")];
+        let known = advertising(
+            &[("front", json!({}))],
+            &[
+                json!({"interfaces": ["eth1"], "nodeSelectors": [{"matchLabels": {"zone": "west"}}]}),
+            ],
+        );
+        let on_a = placement(&services, &zoned_nodes(), &[], &advertised("a", known));
+        assert_eq!(on_a.vips[&ip("192.0.2.30")], set(&["c"]));
+        assert!(on_a.interfaces.is_empty());
     }
 }

@@ -13,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::datalink::{ClaimSink, DatalinkError, InterfaceChannel, OwnedSet};
 use crate::http::{self, Holding, Status};
 use crate::interfaces::{self, Selection, SelectionError};
-use crate::kubernetes::{self, ClusterView, KubernetesError};
+use crate::kubernetes::{self, Announcing, ClusterView, KubernetesError};
 use crate::metrics::{ChangeLabel, EventLabel, IpLabel, Metrics, ResultLabel, StateLabel};
 use crate::startup::{HoldTimes, StartupHold};
 use std::collections::{BTreeMap, BTreeSet};
@@ -167,7 +167,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     core.set_placement(std_now(), config.vips.clone());
     info!(node = %config.node_name, preset = config.gossip.preset.name(), vips = config.vips.len(),
         kubernetes = config.kubernetes.is_some(), "speaker started");
-    let (owned_tx, owned_rx) = watch::channel(BTreeSet::new());
+    let (owned_tx, owned_rx) = watch::channel(Announcing::default());
     let cluster = match &config.kubernetes {
         Some(settings) => Some(
             kubernetes::start(
@@ -246,6 +246,12 @@ impl Responders {
 
     fn is_empty(&self) -> bool {
         self.active.is_empty()
+    }
+
+    /// The interfaces `vip` may be announced on.
+    fn channels_for(&self, vip: IpAddr) -> impl Iterator<Item = &Arc<InterfaceChannel>> {
+        self.channels()
+            .filter(move |c| self.owned.allowed_on(vip, &c.interface.name))
     }
 
     fn channels(&self) -> impl Iterator<Item = &Arc<InterfaceChannel>> {
@@ -341,8 +347,8 @@ struct Speaker {
     cluster_view: ClusterView,
     /// Peers already joined through.
     joined: BTreeSet<SocketAddr>,
-    /// The VIPs this node announces, for the Kubernetes edge's Events.
-    owned_tx: watch::Sender<BTreeSet<IpAddr>>,
+    /// The VIPs this node owns, for the Kubernetes edge's Events.
+    owned_tx: watch::Sender<Announcing>,
     /// The live members as the gossip layer last reported them.
     live: BTreeSet<String>,
     /// When this node first saw each member suspected or down: the start of a failover.
@@ -500,7 +506,7 @@ impl Speaker {
                     self.released(vip, new_owner, reason);
                 }
                 Effect::Announce(vip) => {
-                    for channel in self.responders.channels() {
+                    for channel in self.responders.channels_for(vip) {
                         channel.announce(vip);
                     }
                     if let Some(start) = self.failovers.remove(&vip) {
@@ -510,7 +516,7 @@ impl Speaker {
                     }
                 }
                 Effect::Probe(vip) => {
-                    for channel in self.responders.channels() {
+                    for channel in self.responders.channels_for(vip) {
                         channel.probe(vip);
                     }
                 }
@@ -518,14 +524,40 @@ impl Speaker {
             }
         }
         if changed {
-            let owned = self.core.owned();
-            self.metrics.vips_announced.set(owned.len() as i64);
-            self.owned_tx.send_if_modified(|sent| {
-                let differs = *sent != owned;
-                sent.clone_from(&owned);
-                differs
-            });
+            self.report_owned();
         }
+    }
+
+    /// Tells the Kubernetes edge what this node owns, and which owned VIPs none of its
+    /// interfaces may carry because their advertisements name other interfaces.
+    fn report_owned(&mut self) {
+        let owned = self.core.owned();
+        self.metrics.vips_announced.set(owned.len() as i64);
+        let without_interface: BTreeSet<IpAddr> = owned
+            .iter()
+            .filter(|vip| {
+                self.owned.is_restricted(**vip)
+                    && self.responders.channels_for(**vip).next().is_none()
+            })
+            .copied()
+            .collect();
+        let report = Announcing {
+            owned,
+            without_interface,
+        };
+        self.owned_tx.send_if_modified(|sent| {
+            let newly_failed: Vec<&IpAddr> = report
+                .without_interface
+                .difference(&sent.without_interface)
+                .collect();
+            if !newly_failed.is_empty() {
+                warn!(vips = ?newly_failed,
+                    "owned VIPs cannot be announced: none of this node's interfaces is one their L2Advertisements name");
+            }
+            let differs = *sent != report;
+            *sent = report;
+            differs
+        });
     }
 
     fn claimed(&mut self, vip: IpAddr, previous_owner: Option<String>, reason: Reason) {
@@ -640,8 +672,13 @@ impl Speaker {
     fn merge_placement(&mut self) {
         let mut placement = self.cluster_view.placement.clone();
         placement.extend(self.config.vips.clone());
+        let mut interfaces = self.cluster_view.interfaces.clone();
+        interfaces.retain(|vip, _| !self.config.vips.contains_key(vip));
+        self.owned.restrict(interfaces);
         self.owned.watch(placement.keys().copied().collect());
         self.core.set_placement(std_now(), placement);
+        self.execute();
+        self.report_owned();
     }
 
     /// Picks up interfaces that appeared; a new one gets the owned IPv6 groups and one
@@ -653,9 +690,12 @@ impl Speaker {
                 if let IpAddr::V6(v6) = vip {
                     channel.join(*v6);
                 }
-                channel.announce(*vip);
+                if self.owned.allowed_on(*vip, &channel.interface.name) {
+                    channel.announce(*vip);
+                }
             }
         }
+        self.report_owned();
     }
 
     fn reload(&mut self) {

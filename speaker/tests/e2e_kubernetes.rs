@@ -1,5 +1,6 @@
 //! End-to-end test of Kubernetes mode against a real kube-apiserver: three speakers and the
-//! controller, a Service exposed with kubectl, the VIP checked through the speakers' /metrics.
+//! controller, a Service exposed with kubectl, the VIP checked through the speakers' /metrics;
+//! L2Advertisements decide whether and from which node it is announced.
 //! `scripts/e2e-speaker.sh` starts etcd and the API server, sets KUBECONFIG and runs it.
 //!
 //! The three "nodes" are Node objects with InternalIPs 127.0.0.11-13; each speaker gossips on
@@ -137,7 +138,7 @@ fn rendezvous_owner(vip: IpAddr, candidates: &[&'static str]) -> &'static str {
 
 #[test]
 #[ignore = "needs a kube-apiserver: run scripts/e2e-speaker.sh"]
-fn a_service_ip_is_announced_by_its_rendezvous_owner_and_moves_on_exclusion_and_crash() {
+fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
     let logs = tempfile::tempdir().expect("temp dir");
     let (config_namespace, namespace) = controller_namespaces("speaker");
     apply(
@@ -179,7 +180,7 @@ fn a_service_ip_is_announced_by_its_rendezvous_owner_and_moves_on_exclusion_and_
                      interfaces: [swimlb-e2e-none]\n\
                      metrics_address: {metrics}\n\
                      drain_grace_ms: 0\n\
-                     kubernetes:\n  kubeconfig: {speaker_kubeconfig}\n",
+                     kubernetes:\n  kubeconfig: {speaker_kubeconfig}\n  namespace: {config_namespace}\n",
                     key.display()
                 ),
             )
@@ -252,12 +253,25 @@ fn a_service_ip_is_announced_by_its_rendezvous_owner_and_moves_on_exclusion_and_
         ]);
         out.trim().parse().ok()
     });
+    // A pool that no L2Advertisement selects is allocated from but not announced.
+    let unannounced_until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < unannounced_until {
+        let now = announcers(&speakers, vip);
+        assert!(
+            now.is_empty(),
+            "{vip} announced by {now:?} without an L2Advertisement"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let advertised = Instant::now();
+    apply(&config_namespace, &advertisement(""));
     let all: Vec<&'static str> = NODES.iter().map(|(n, _)| *n).collect();
     let first = rendezvous_owner(vip, &all);
     wait_for_owner(&speakers, vip, first, "the rendezvous owner to announce");
     eprintln!(
-        "{vip} announced by {first} {:?} after kubectl expose",
-        exposed.elapsed()
+        "{vip} announced by {first} {:?} after kubectl expose, {:?} after the L2Advertisement",
+        exposed.elapsed(),
+        advertised.elapsed()
     );
 
     wait_for("a nodeAssigned Event naming the owner", WAIT, || {
@@ -312,10 +326,84 @@ fn a_service_ip_is_announced_by_its_rendezvous_owner_and_moves_on_exclusion_and_
     );
     drop(_resume);
 
+    // The advertisement's node selector picks the owner among the live eligible nodes.
+    kubectl(&["label", "node", first, &format!("{EXCLUDE_LABEL}-")]);
+    let selecting_first =
+        format!("  nodeSelectors:\n  - matchLabels: {{kubernetes.io/hostname: {first}}}\n");
+    apply(&config_namespace, &advertisement(&selecting_first));
+    let moved = wait_for_owner(
+        &speakers,
+        vip,
+        first,
+        "the VIP to move to the node the L2Advertisement selects",
+    );
+    eprintln!("nodeSelectors [{first}]: {vip} moved to {first} in {moved:?}");
+
+    // Interfaces the owner does not have: it still owns the VIP and says it cannot announce it.
+    apply(
+        &config_namespace,
+        &advertisement(&format!("{selecting_first}  interfaces: [e2e-absent0]\n")),
+    );
+    wait_for("an announceFailed Event naming the owner", WAIT, || {
+        let out = kubectl(&[
+            "get",
+            "events",
+            "-n",
+            &namespace,
+            "-o",
+            "jsonpath={range .items[*]}{.type} {.reason} {.message}{\"\\n\"}{end}",
+        ]);
+        out.lines()
+            .any(|l| l.starts_with("Warning announceFailed") && l.contains(first))
+            .then_some(())
+    });
+
+    // An edit that does not parse keeps the last valid advertisement in force.
+    apply(
+        &config_namespace,
+        &advertisement("  nodeSelectors:\n  - matchExpressions: [{key: zone, operator: Near}]\n"),
+    );
+    let first_log = speakers
+        .iter()
+        .find(|s| s.node == first)
+        .map(|s| s.process.log.clone())
+        .expect("the first owner's speaker");
+    wait_for(
+        "the speaker to reject the invalid L2Advertisement",
+        WAIT,
+        || {
+            std::fs::read_to_string(&first_log)
+                .ok()
+                .filter(|text| text.contains("L2Advertisement is not valid"))
+        },
+    );
+    assert_eq!(
+        announcers(&speakers, vip),
+        BTreeSet::from([first]),
+        "an invalid L2Advertisement edit moved {vip}"
+    );
+
+    // Without any advertisement the VIP is withdrawn everywhere.
+    kubectl(&["delete", "l2advertisement", "e2e", "-n", &config_namespace]);
+    wait_for("every speaker to withdraw the VIP", WAIT, || {
+        announcers(&speakers, vip).is_empty().then_some(())
+    });
+
     for (node, _) in NODES {
         kubectl(&["delete", "node", node, "--wait=false"]);
     }
     kubectl(&["delete", "service", "web", "-n", &namespace, "--wait=false"]);
+}
+
+/// The L2Advertisement `e2e` with `spec` (indented lines under `spec:`); empty: no spec at
+/// all, as MetalLB's plain example (every pool from every node).
+fn advertisement(spec: &str) -> String {
+    let spec = if spec.is_empty() {
+        String::new()
+    } else {
+        format!("spec:\n{spec}")
+    };
+    format!("apiVersion: swimlb.io/v1beta1\nkind: L2Advertisement\nmetadata:\n  name: e2e\n{spec}")
 }
 
 fn kubectl_apply_node(node: &str) {

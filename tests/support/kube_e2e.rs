@@ -118,5 +118,14 @@ pub fn controller_namespaces(name: &str) -> (String, String) {
         "-n",
         &config_namespace,
     ]);
+    kubectl(&[
+        "create",
+        "rolebinding",
+        "swimlb-speaker-config",
+        "--clusterrole=swimlb-speaker-config",
+        "--user=swimlb-e2e-speaker",
+        "-n",
+        &config_namespace,
+    ]);
     (config_namespace, namespace)
 }
