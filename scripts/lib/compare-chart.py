@@ -98,7 +98,9 @@ def differences(a, b, path=""):
                 yield from differences(a[key], b[key], sub)
     elif isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
-            yield f"{path}: {len(a)} items in deploy/, {len(b)} in the chart"
+            extra = a[len(b):] or b[len(a):]
+            yield (f"{path}: {len(a)} items in deploy/, {len(b)} in the chart"
+                   f" (beyond the shorter list: {extra!r})")
         for i, (x, y) in enumerate(zip(a, b)):
             yield from differences(x, y, f"{path}[{i}]")
     elif not same_scalar(a, b):
