@@ -77,7 +77,7 @@ source scripts/lib/apiserver.sh
 install_start=$(date +%s)
 
 # The objects of a manifest that exist (kind/name), one a line.
-existing() { kubectl get -f "$1" --ignore-not-found -o name 2>/dev/null | sort; }
+existing() { kubectl get -f "$1" --ignore-not-found -o name | sort; }
 count() { grep -c '^kind:' "$1"; }
 jsonpath() { kubectl -n "$ns" get "$1" -o "jsonpath=$2"; }
 
@@ -104,13 +104,15 @@ grep -q "kubectl get ipaddresspools,l2advertisements -n $ns" "$tmp/install.txt" 
 step "install: $got objects exist (PodDisruptionBudget as $(grep -B1 '^kind: PodDisruptionBudget' "$tmp/installed.yaml" | head -n1 | cut -d' ' -f2))"
 
 # The pod templates as bare Pods, admitted by a server-side dry run (priority classes, seccomp,
-# host network, capabilities) since no controller manager turns them into pods here.
+# host network, capabilities) since no controller manager turns them into pods here. Without
+# a controller manager no service account has a token Secret either, so the Pods mount none.
 admit_pods() {
   for workload in daemonset/swimlb-speaker deployment/swimlb-controller; do
     kubectl -n "$ns" get "$workload" -o json | python3 -c '
 import json, sys
 workload = json.load(sys.stdin)
 template = workload["spec"]["template"]
+template["spec"]["automountServiceAccountToken"] = False
 print(json.dumps({"apiVersion": "v1", "kind": "Pod",
                   "metadata": {"name": workload["metadata"]["name"] + "-admission",
                                "labels": template["metadata"].get("labels", {})},
@@ -139,7 +141,7 @@ got=$(existing "$tmp/upgraded.yaml" | wc -l)
 [ "$(jsonpath l2advertisement/team-a '{.spec.nodeSelectors[0].matchLabels.kubernetes\.io/hostname} {.spec.interfaces[0]}')" = "node-1 eth1" ] ||
   fail "upgrade: advertisement team-a"
 kubectl -n "$ns" get l2advertisement/everything >/dev/null || fail "upgrade: advertisement everything"
-jsonpath configmap/swimlb-speaker '{.data.speaker\.yaml}' | grep -qx '    preset: memberlist' ||
+jsonpath configmap/swimlb-speaker '{.data.speaker\.yaml}' | grep -qx '  preset: memberlist' ||
   fail "upgrade: the speaker configuration keeps its old preset"
 [ "$(jsonpath daemonset/swimlb-speaker '{.spec.template.spec.containers[0].image}')" = registry.example/swimlb/speaker:0.1.1 ] ||
   fail "upgrade: speaker image"
@@ -154,22 +156,31 @@ left=$(existing "$tmp/upgraded.yaml")
 kubectl get crd ipaddresspools.swimlb.io >/dev/null || fail "uninstall removed the CRD (helm keeps crds/)"
 step "uninstall: no object left; the CRDs stay"
 
-# The chart renders the release namespace (Pod Security labels) when asked, with no
-# --create-namespace.
-helm install swimlb "$chart" -n swimlb-labelled --set namespace.create=true >/dev/null
+# The chart renders the release namespace with its Pod Security labels when asked (helm's
+# --create-namespace creates it first, the chart's Namespace then takes it over); uninstalling
+# deletes it.
+helm install swimlb "$chart" -n swimlb-labelled --create-namespace --set namespace.create=true >/dev/null
 [ "$(kubectl get namespace swimlb-labelled -o 'jsonpath={.metadata.labels.pod-security\.kubernetes\.io/enforce}')" = privileged ] ||
   fail "namespace.create=true: the namespace lacks its Pod Security label"
 helm uninstall swimlb -n swimlb-labelled >/dev/null
-step "namespace.create=true: installs into a new namespace labelled for Pod Security"
+# No controller manager runs to finish the deletion: the namespace stays Terminating.
+phase=$(kubectl get namespace swimlb-labelled --ignore-not-found -o 'jsonpath={.status.phase}')
+[ -z "$phase" ] || [ "$phase" = Terminating ] || fail "namespace.create=true: uninstall left the namespace ($phase)"
+step "namespace.create=true: the release namespace labelled for Pod Security, deleted on uninstall"
 
 # deploy/ as the cluster test applies it, on the same API server.
-kubectl apply -k tests/cluster/kubernetes-1.20/ >/dev/null
+# (Objects the helm install left, the namespace and the CRD, are taken over.)
+kubectl apply -k tests/cluster/kubernetes-1.20/ >"$tmp/apply.log" 2>&1 ||
+  { cat "$tmp/apply.log" >&2; fail "kubectl apply -k tests/cluster/kubernetes-1.20/ failed"; }
 kubectl kustomize tests/cluster/kubernetes-1.20/ >"$tmp/kustomize-1.20.yaml"
 want=$(count "$tmp/kustomize-1.20.yaml")
 got=$(existing "$tmp/kustomize-1.20.yaml" | wc -l)
 [ "$got" = "$want" ] || fail "apply -k tests/cluster/kubernetes-1.20/: $got of $want objects exist"
 admit_pods "apply -k"
-kubectl delete -k tests/cluster/kubernetes-1.20/ --timeout 120s >/dev/null
+# Without a controller manager the namespace stays Terminating: wait for the rest only.
+kubectl delete -k tests/cluster/kubernetes-1.20/ --wait=false >/dev/null
+left=$(existing "$tmp/kustomize-1.20.yaml" | grep -vx "namespace/$ns" || true)
+[ -z "$left" ] || fail "delete -k tests/cluster/kubernetes-1.20/ left: $left"
 step "kubectl apply -k tests/cluster/kubernetes-1.20/: $got objects on 1.20, pods admitted; deleted"
 
 echo "== helm chart checks passed in $(($(date +%s) - check_start)) s (API server part $(($(date +%s) - install_start)) s)"
