@@ -17,6 +17,6 @@ cargo test --workspace
 echo "== fuzz (every target for 12 s)"; scripts/fuzz.sh
 echo "== speaker lab (network namespaces)"; tests/lab/lab.sh
 scripts/e2e-controller.sh
-echo "== deploy manifests"; kubectl kustomize deploy/ >/dev/null; scripts/check-helm-chart.py
+echo "== deploy manifests"; kubectl kustomize deploy/ >/dev/null; scripts/check-helm-chart.sh
 scripts/e2e-speaker.sh
 echo "== cluster (3-node Kubernetes in network namespaces)"; tests/cluster/cluster.sh

@@ -17,7 +17,8 @@
 # with --protect-kernel-defaults) and its own cgroup root. The host's sysctls, links, addresses,
 # routes and iptables rules are compared before and after: any change fails the test.
 #
-# Steps: install (Secret, kubectl apply -k deploy/ with the images scripts/image.sh builds), the
+# Steps: install (Secret, kubectl apply -k deploy/ as 1.20 takes it, tests/cluster/kubernetes-1.20/,
+# with the images scripts/image.sh builds), the
 # DaemonSet Ready on 3 nodes and the controller's 2 replicas Ready with one Lease holder; a pool
 # from the legacy ConfigMap, two nginx-like Deployments exposed as LoadBalancer Services, curl -I
 # from the client for both VIPs, owners = rendezvous owners; failover (the owner's cable pulled and
@@ -369,7 +370,7 @@ install_start=$EPOCHREALTIME
 kubectl create namespace swimlb-system >/dev/null
 kubectl create secret generic swimlb-gossip-key -n swimlb-system \
   --from-literal=key="0 $(openssl rand -hex 32)" >/dev/null
-kubectl apply -k deploy/ >/dev/null
+kubectl apply -k tests/cluster/kubernetes-1.20/ >/dev/null
 kubectl -n swimlb-system rollout status daemonset/swimlb-speaker --timeout 300s >/dev/null ||
   { kubectl -n swimlb-system get pods -o wide >&2; fail "speaker DaemonSet not Ready"; }
 ds_seconds=$(elapsed_since "$install_start")
@@ -606,7 +607,7 @@ note "memory (RSS): control plane $(rss_mib $cp_pids) MiB, 3 nodes' daemons and 
 kubectl delete svc nginx nginx2 >/dev/null
 kubectl delete deploy nginx nginx2 >/dev/null
 kubectl delete -f deploy/examples/legacy-configmap.yaml >/dev/null
-kubectl delete -k deploy/ --timeout 120s >/dev/null
+kubectl delete -k tests/cluster/kubernetes-1.20/ --timeout 120s >/dev/null
 for _ in $(seq 1 120); do
   kubectl get namespace swimlb-system >/dev/null 2>&1 || break
   sleep 0.5

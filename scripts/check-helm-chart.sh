@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# Checks deploy/helm/swimlb with a real helm (v4, fetched once by scripts/helm.sh):
+#  1. the chart's crds/ holds exactly the files of deploy/crds/, byte for byte;
+#  2. helm lint --strict, with the default values and with tests/helm/upgrade-values.yaml; the
+#     values schema rejects an unknown key and a wrong type;
+#  3. helm template with the default values equals kubectl kustomize deploy/ object by object
+#     (scripts/lib/compare-chart.py: same kinds, names and namespaces, same fields but for the
+#     documented Helm labels, the release in selectors and the config checksum; the pools and
+#     advertisements are the chart's own); with namespace.create=true the chart's Namespace
+#     equals deploy/'s too;
+#  4. helm install, upgrade (tests/helm/upgrade-values.yaml) and uninstall against a real
+#     kube-apiserver v1.20.2 and etcd on 127.0.0.1 (scripts/lib/apiserver.sh; no kubelet, so no
+#     pods: the objects are checked, and the pod templates are admitted by a server dry run);
+#     then kubectl apply -k of deploy/ as 1.20 takes it (tests/cluster/kubernetes-1.20/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+check_start=$(date +%s)
+chart=deploy/helm/swimlb
+ns=swimlb-system
+helm=$(scripts/helm.sh)
+tmp=$(mktemp -d /tmp/swimlb-helm-check.XXXXXX)
+remove_tmp() { rm -rf "$tmp"; }
+trap remove_tmp EXIT
+# helm keeps its caches, configuration and plugins here, not in $HOME.
+export HELM_CACHE_HOME=$tmp/helm/cache HELM_CONFIG_HOME=$tmp/helm/config HELM_DATA_HOME=$tmp/helm/data
+step() { echo "== helm chart: $*"; }
+fail() { echo "check-helm-chart: $*" >&2; exit 1; }
+helm() { "$helm" "$@"; }
+
+step "helm $(helm version --template '{{ .Version }}') ($helm)"
+
+# 1. CRDs: every deploy/crds/ file in the chart, unchanged, and nothing else.
+for crd in deploy/crds/*.yaml; do
+  copy=$chart/crds/$(basename "$crd")
+  [ -f "$copy" ] || fail "$copy is missing: copy $crd into the chart's crds/"
+  cmp -s "$crd" "$copy" || fail "$copy differs from $crd: copy it again"
+done
+for copy in "$chart"/crds/*; do
+  [ -f "deploy/crds/$(basename "$copy")" ] || fail "$copy has no counterpart in deploy/crds/"
+done
+step "crds/ = deploy/crds/ ($(find deploy/crds -name '*.yaml' | wc -l) files)"
+
+# 2. Lint and schema.
+helm lint --strict "$chart" >"$tmp/lint.log" 2>&1 || { cat "$tmp/lint.log" >&2; fail "helm lint --strict failed"; }
+helm lint --strict "$chart" -f tests/helm/upgrade-values.yaml >"$tmp/lint.log" 2>&1 ||
+  { cat "$tmp/lint.log" >&2; fail "helm lint --strict with tests/helm/upgrade-values.yaml failed"; }
+for bad in 'unknownKey=1' 'gossipPort=seven' 'preset=slow' 'pools[0].addresses=null'; do
+  if helm template swimlb "$chart" -n "$ns" --set "$bad" >/dev/null 2>"$tmp/schema.log"; then
+    fail "the values schema accepts --set $bad"
+  fi
+  grep -q 'schema' "$tmp/schema.log" || { cat "$tmp/schema.log" >&2; fail "--set $bad failed, but not by the schema"; }
+done
+step "lint --strict ok; the schema rejects an unknown key and wrong types"
+
+# 3. The chart with its defaults against kubectl kustomize deploy/.
+kubectl kustomize deploy/ >"$tmp/kustomize.yaml"
+helm template swimlb "$chart" -n "$ns" --include-crds >"$tmp/chart.yaml"
+python3 scripts/lib/compare-chart.py "$tmp/kustomize.yaml" "$tmp/chart.yaml" \
+  --allow-missing "Namespace//$ns"
+helm template swimlb "$chart" -n "$ns" --include-crds --set namespace.create=true >"$tmp/chart-ns.yaml"
+python3 scripts/lib/compare-chart.py "$tmp/kustomize.yaml" "$tmp/chart-ns.yaml" >/dev/null
+step "with namespace.create=true the Namespace agrees too"
+helm install swimlb "$chart" -n "$ns" --dry-run=client >"$tmp/dry-run.txt"
+grep -q 'WARNING: these pool addresses are documentation examples' "$tmp/dry-run.txt" ||
+  fail "NOTES.txt does not warn about the example pool addresses"
+helm install swimlb "$chart" -n "$ns" --dry-run=client -f tests/helm/upgrade-values.yaml >"$tmp/dry-run.txt"
+if grep -q 'WARNING: these pool addresses' "$tmp/dry-run.txt"; then
+  fail "NOTES.txt warns about pool addresses that are not examples"
+fi
+step "NOTES.txt warns about the example pool addresses (and only about those)"
+
+# 4. Install, upgrade and uninstall in a real API server.
+extra_cleanup=remove_tmp
+# shellcheck source=scripts/lib/apiserver.sh
+source scripts/lib/apiserver.sh
+install_start=$(date +%s)
+
+# The objects of a manifest that exist (kind/name), one a line.
+existing() { kubectl get -f "$1" --ignore-not-found -o name | sort; }
+count() { grep -c '^kind:' "$1"; }
+jsonpath() { kubectl -n "$ns" get "$1" -o "jsonpath=$2"; }
+
+helm install swimlb "$chart" -n "$ns" --create-namespace >"$tmp/install.txt"
+helm get manifest swimlb -n "$ns" >"$tmp/installed.yaml"
+want=$(count "$tmp/installed.yaml")
+got=$(existing "$tmp/installed.yaml" | wc -l)
+[ "$got" = "$want" ] || { existing "$tmp/installed.yaml" >&2; fail "install: $got of $want objects exist"; }
+kubectl get crd ipaddresspools.swimlb.io >/dev/null || fail "install: the IPAddressPool CRD is missing"
+[ "$(jsonpath ipaddresspool/default '{.spec.addresses[0]}')" = 192.0.2.30-192.0.2.49 ] ||
+  fail "install: pool default has the wrong addresses"
+[ "$(jsonpath l2advertisement/default '{.spec.ipAddressPools[0]}')" = default ] ||
+  fail "install: advertisement default does not select pool default"
+[ "$(jsonpath deployment/swimlb-controller '{.spec.replicas}')" = 2 ] || fail "install: controller replicas"
+[ "$(jsonpath pdb/swimlb-controller '{.spec.minAvailable}')" = 1 ] || fail "install: PodDisruptionBudget"
+grep -q "kubectl get ipaddresspools,l2advertisements -n $ns" "$tmp/install.txt" ||
+  fail "install: NOTES.txt does not say how to check the pools"
+step "install: $got objects exist (PodDisruptionBudget as $(grep -B1 '^kind: PodDisruptionBudget' "$tmp/installed.yaml" | head -n1 | cut -d' ' -f2))"
+
+# The pod templates as bare Pods, admitted by a server-side dry run (priority classes, seccomp,
+# host network, capabilities) since no controller manager turns them into pods here. Without
+# a controller manager no service account has a token Secret either, so the Pods mount none.
+admit_pods() {
+  for workload in daemonset/swimlb-speaker deployment/swimlb-controller; do
+    kubectl -n "$ns" get "$workload" -o json | python3 -c '
+import json, sys
+workload = json.load(sys.stdin)
+template = workload["spec"]["template"]
+template["spec"]["automountServiceAccountToken"] = False
+print(json.dumps({"apiVersion": "v1", "kind": "Pod",
+                  "metadata": {"name": workload["metadata"]["name"] + "-admission",
+                               "labels": template["metadata"].get("labels", {})},
+                  "spec": template["spec"]}))' >"$tmp/pod.json"
+    kubectl -n "$ns" create --dry-run=server -f "$tmp/pod.json" -o name >/dev/null ||
+      fail "$1: the API server refuses the pod of $workload"
+  done
+}
+admit_pods install
+
+revision_before=$(jsonpath daemonset/swimlb-speaker '{.spec.template.metadata.annotations.checksum/config}')
+helm upgrade swimlb "$chart" -n "$ns" -f tests/helm/upgrade-values.yaml >/dev/null
+helm get manifest swimlb -n "$ns" >"$tmp/upgraded.yaml"
+want=$(count "$tmp/upgraded.yaml")
+got=$(existing "$tmp/upgraded.yaml" | wc -l)
+[ "$got" = "$want" ] || { existing "$tmp/upgraded.yaml" >&2; fail "upgrade: $got of $want objects exist"; }
+[ "$(helm status swimlb -n "$ns" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')" = 2 ] ||
+  fail "upgrade: the release is not at revision 2"
+[ "$(jsonpath deployment/swimlb-controller '{.spec.replicas}')" = 1 ] || fail "upgrade: controller replicas"
+[ "$(jsonpath pdb/swimlb-controller '{.spec.maxUnavailable}')" = 1 ] ||
+  fail "upgrade: one controller replica should make the PodDisruptionBudget maxUnavailable: 1"
+[ "$(jsonpath ipaddresspool/default '{.spec.addresses[1]} {.spec.autoAssign} {.spec.avoidBuggyIPs}')" = "fd00::/120 false true" ] ||
+  fail "upgrade: pool default"
+[ "$(jsonpath ipaddresspool/team-a '{.spec.serviceAllocation.priority} {.spec.serviceAllocation.namespaces[0]}')" = "10 team-a" ] ||
+  fail "upgrade: pool team-a"
+[ "$(jsonpath l2advertisement/team-a '{.spec.nodeSelectors[0].matchLabels.kubernetes\.io/hostname} {.spec.interfaces[0]}')" = "node-1 eth1" ] ||
+  fail "upgrade: advertisement team-a"
+kubectl -n "$ns" get l2advertisement/everything >/dev/null || fail "upgrade: advertisement everything"
+jsonpath configmap/swimlb-speaker '{.data.speaker\.yaml}' | grep -qx '  preset: memberlist' ||
+  fail "upgrade: the speaker configuration keeps its old preset"
+[ "$(jsonpath daemonset/swimlb-speaker '{.spec.template.spec.containers[0].image}')" = registry.example/swimlb/speaker:0.1.1 ] ||
+  fail "upgrade: speaker image"
+[ "$(jsonpath daemonset/swimlb-speaker '{.spec.template.metadata.annotations.checksum/config}')" != "$revision_before" ] ||
+  fail "upgrade: a changed speaker configuration left the pod template's checksum unchanged"
+admit_pods upgrade
+step "upgrade: revision 2, $got objects, changed values applied (pools, advertisements, replicas, configuration)"
+
+helm uninstall swimlb -n "$ns" >/dev/null
+left=$(existing "$tmp/upgraded.yaml")
+[ -z "$left" ] || fail "uninstall left: $left"
+kubectl get crd ipaddresspools.swimlb.io >/dev/null || fail "uninstall removed the CRD (helm keeps crds/)"
+step "uninstall: no object left; the CRDs stay"
+
+# The chart renders the release namespace with its Pod Security labels when asked (helm's
+# --create-namespace creates it first, the chart's Namespace then takes it over); uninstalling
+# deletes it.
+helm install swimlb "$chart" -n swimlb-labelled --create-namespace --set namespace.create=true >/dev/null
+[ "$(kubectl get namespace swimlb-labelled -o 'jsonpath={.metadata.labels.pod-security\.kubernetes\.io/enforce}')" = privileged ] ||
+  fail "namespace.create=true: the namespace lacks its Pod Security label"
+helm uninstall swimlb -n swimlb-labelled >/dev/null
+# No controller manager runs to finish the deletion: the namespace stays Terminating.
+phase=$(kubectl get namespace swimlb-labelled --ignore-not-found -o 'jsonpath={.status.phase}')
+[ -z "$phase" ] || [ "$phase" = Terminating ] || fail "namespace.create=true: uninstall left the namespace ($phase)"
+step "namespace.create=true: the release namespace labelled for Pod Security, deleted on uninstall"
+
+# deploy/ as the cluster test applies it, on the same API server.
+# (Objects the helm install left, the namespace and the CRD, are taken over.)
+kubectl apply -k tests/cluster/kubernetes-1.20/ >"$tmp/apply.log" 2>&1 ||
+  { cat "$tmp/apply.log" >&2; fail "kubectl apply -k tests/cluster/kubernetes-1.20/ failed"; }
+kubectl kustomize tests/cluster/kubernetes-1.20/ >"$tmp/kustomize-1.20.yaml"
+want=$(count "$tmp/kustomize-1.20.yaml")
+got=$(existing "$tmp/kustomize-1.20.yaml" | wc -l)
+[ "$got" = "$want" ] || fail "apply -k tests/cluster/kubernetes-1.20/: $got of $want objects exist"
+admit_pods "apply -k"
+# Without a controller manager the namespace stays Terminating: wait for the rest only.
+kubectl delete -k tests/cluster/kubernetes-1.20/ --wait=false >/dev/null
+left=$(existing "$tmp/kustomize-1.20.yaml" | grep -vx "namespace/$ns" || true)
+[ -z "$left" ] || fail "delete -k tests/cluster/kubernetes-1.20/ left: $left"
+step "kubectl apply -k tests/cluster/kubernetes-1.20/: $got objects on 1.20, pods admitted; deleted"
+
+echo "== helm chart checks passed in $(($(date +%s) - check_start)) s (API server part $(($(date +%s) - install_start)) s)"
