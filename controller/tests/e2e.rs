@@ -327,8 +327,8 @@ fn legacy_configmap_pool_serves_30_then_31_survives_restart_and_reuses() {
     );
     f.wait_event(&f.namespace, "web2", "IPAllocated", "192.0.2.31");
     let http = controller.http_address();
-    assert_eq!(http_get(&http, "/healthz").as_deref(), Some("ok"));
-    assert_eq!(http_get(&http, "/readyz").as_deref(), Some("ok"));
+    assert_eq!(http_get(&http, "/healthz").as_deref(), Some("ok\n"));
+    assert_eq!(http_get(&http, "/readyz").as_deref(), Some("ok\n"));
     let metrics = http_get(&http, "/metrics").expect("metrics");
     for line in [
         "swimlb_controller_pool_addresses{pool=\"default\",family=\"IPv4\"} 20.0",
