@@ -248,6 +248,11 @@ impl Metrics {
                 reason: reason.as_str(),
             });
         }
+        for result in ["ok", "error"] {
+            metrics
+                .config_reloads
+                .get_or_create_owned(&ResultLabel { result });
+        }
         for event in GOSSIP_EVENTS {
             metrics
                 .gossip_events
@@ -440,6 +445,7 @@ mod tests {
             "swimlb_speaker_reannouncements_total 0",
             "swimlb_speaker_probes_sent_total{protocol=\"arp\"} 0",
             "swimlb_speaker_fenced 0",
+            "swimlb_speaker_config_reloads_total{result=\"error\"} 0",
             "# TYPE swimlb_speaker_build_info gauge\nswimlb_speaker_build_info{version=\"",
             "# TYPE process_cpu_seconds_total counter\n",
         ] {

@@ -408,10 +408,8 @@ impl Speaker {
             Instant::now() + kubernetes::REJOIN_PERIOD,
             kubernetes::REJOIN_PERIOD,
         );
-        self.live = live_rx.borrow_and_update().clone();
-        let now = std_now();
-        self.core.set_live(now, &self.live);
-        self.core.tick(now);
+        self.take_live(live_rx.borrow_and_update().clone());
+        self.core.tick(std_now());
         self.execute();
         loop {
             let wake = self.core.next_deadline(std_now()).map(Instant::from_std);
@@ -442,10 +440,7 @@ impl Speaker {
                     if changed.is_err() {
                         return Err(RunError::GossipStopped);
                     }
-                    self.live = live_rx.borrow_and_update().clone();
-                    self.metrics.members.get_or_create(&StateLabel { state: "alive".into() })
-                        .set(self.live.len() as i64);
-                    self.core.set_live(std_now(), &self.live);
+                    self.take_live(live_rx.borrow_and_update().clone());
                 }
                 event = events.recv() => match event {
                     Ok(event) => {
@@ -474,6 +469,18 @@ impl Speaker {
         }
         self.drain(gossip, &mut terminate, &mut interrupt).await;
         Ok(())
+    }
+
+    /// Takes the live members the gossip layer reports.
+    fn take_live(&mut self, live: BTreeSet<String>) {
+        self.live = live;
+        self.metrics
+            .members
+            .get_or_create(&StateLabel {
+                state: "alive".into(),
+            })
+            .set(self.live.len() as i64);
+        self.core.set_live(std_now(), &self.live);
     }
 
     /// Logs and counts a membership event, and remembers when each member's trouble began.

@@ -86,6 +86,8 @@ fn metrics_pass_promtool_and_probes_have_their_own_address() {
             "swimlb_speaker_announced{ip=\"192.0.2.200\"} 1",
             "swimlb_speaker_announced{ip=\"2001:db8::c8\"} 1",
             "swimlb_speaker_announced_vips 2",
+            "swimlb_speaker_gossip_members{state=\"alive\"} 1",
+            "swimlb_speaker_config_reloads_total{result=\"ok\"} 0",
             "swimlb_speaker_requests_received_total{ip=\"192.0.2.200\",protocol=\"arp\"} 0",
             "swimlb_speaker_gratuitous_sent_total{ip=\"2001:db8::c8\",protocol=\"ndp\"} 0",
         ],
