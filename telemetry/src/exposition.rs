@@ -136,8 +136,13 @@ mod tests {
         let prometheus = "application/openmetrics-text;version=1.0.0,\
             application/openmetrics-text;version=0.0.1;q=0.75,\
             text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        let prometheus_3 = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,\
+            application/openmetrics-text;version=0.0.1;q=0.5,\
+            text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,\
+            text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
         for (accept, expected) in [
             (Some(prometheus), Format::OpenMetrics),
+            (Some(prometheus_3), Format::OpenMetrics),
             (Some("application/openmetrics-text"), Format::OpenMetrics),
             (
                 Some("Application/OpenMetrics-Text; version=1.0.0"),
