@@ -25,7 +25,8 @@ kubectl create clusterrolebinding swimlb-e2e-speaker --clusterrole swimlb-speake
   --user swimlb-e2e-speaker >/dev/null
 
 cargo build -q -p swimlb-controller
-export SWIMLB_E2E_CONTROLLER_BIN="$PWD/target/debug/swimlb-controller"
+SWIMLB_E2E_CONTROLLER_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/swimlb-controller"
+export SWIMLB_E2E_CONTROLLER_BIN
 # The test pauses the API server (SIGSTOP) to check failover without it.
 export SWIMLB_E2E_APISERVER_PID=${pids[1]}
 tests_start=$(date +%s)

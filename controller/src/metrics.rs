@@ -7,6 +7,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use swimlb_telemetry::BuildInfo;
+
+/// The prefix of every controller metric but the `process_*` ones.
+pub const PREFIX: &str = "swimlb_controller";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
@@ -45,9 +49,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric under the `swimlb_controller` prefix.
-    pub fn register(&self, registry: &mut Registry) {
-        let registry = registry.sub_registry_with_prefix("swimlb_controller");
+    /// Registers every metric under the `swimlb_controller` prefix, with the build-info gauge
+    /// and the process metrics; `root` must have no prefix of its own.
+    pub fn register(&self, root: &mut Registry) {
+        swimlb_telemetry::register(root, PREFIX, &BuildInfo::current(env!("CARGO_PKG_VERSION")));
+        let registry = root.sub_registry_with_prefix(PREFIX);
         registry.register(
             "pool_addresses",
             "Addresses a pool may hand out, by pool and family",
@@ -118,8 +124,8 @@ mod tests {
             })
             .set(20.0);
         metrics.is_leader.set(1);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        let text =
+            swimlb_telemetry::render(&registry, swimlb_telemetry::Format::Text).expect("encodes");
         assert!(
             text.contains(
                 "swimlb_controller_pool_addresses{pool=\"default\",family=\"IPv4\"} 20.0"
@@ -127,5 +133,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("swimlb_controller_is_leader 1"), "{text}");
+        assert!(
+            text.contains("# TYPE swimlb_controller_allocations_total counter\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nswimlb_controller_build_info{version=\""),
+            "{text}"
+        );
+        assert!(text.contains("\nprocess_open_fds "), "{text}");
     }
 }

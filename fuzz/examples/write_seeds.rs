@@ -341,6 +341,7 @@ gossip:
 interfaces: [eth0]
 exclude_interfaces: ['^docker.*']
 metrics_address: 192.0.2.1:9100
+health_address: 0.0.0.0:9101
 announce:
   burst_ms: [0, 300, 1200]
   refresh_ms: 60000

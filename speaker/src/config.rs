@@ -39,6 +39,8 @@ struct RawConfig {
     #[serde(default)]
     metrics_address: Option<SocketAddr>,
     #[serde(default)]
+    health_address: Option<Spanned<SocketAddr>>,
+    #[serde(default)]
     announce: RawAnnounce,
     #[serde(default)]
     drain_grace_ms: Option<u64>,
@@ -173,7 +175,10 @@ pub struct Config {
     /// Explicit interface names; empty means every suitable interface.
     pub interfaces: Vec<String>,
     pub exclude_interfaces: Vec<String>,
+    /// `/metrics` and `/vips`, and the probes unless `health_address` is set.
     pub metrics_address: SocketAddr,
+    /// `/healthz` and `/readyz` on an address of their own; `None`: on `metrics_address`.
+    pub health_address: Option<SocketAddr>,
     pub schedule: BurstSchedule,
     pub drain_grace: Duration,
     /// Every VIP, with the nodes allowed to own it (`None`: any node).
@@ -373,6 +378,25 @@ impl Config {
         let default_metrics: SocketAddr = DEFAULT_METRICS_ADDRESS
             .parse()
             .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 7472)));
+        let metrics_address = raw.metrics_address.unwrap_or(default_metrics);
+        if let Some(health) = &raw.health_address
+            && health.value.port() != 0
+            && health.value.port() == metrics_address.port()
+            && (health.value.ip() == metrics_address.ip()
+                || health.value.ip().is_unspecified()
+                || metrics_address.ip().is_unspecified())
+        {
+            return Err(invalid(
+                path,
+                health.referenced.line(),
+                "health_address",
+                format!(
+                    "{} overlaps metrics_address {metrics_address}; use another port, or omit \
+                     health_address to serve the probes with the metrics",
+                    health.value
+                ),
+            ));
+        }
         Ok(Config {
             node_name,
             gossip: GossipConfig {
@@ -385,7 +409,8 @@ impl Config {
             },
             interfaces: raw.interfaces,
             exclude_interfaces,
-            metrics_address: raw.metrics_address.unwrap_or(default_metrics),
+            metrics_address,
+            health_address: raw.health_address.map(|h| h.value),
             schedule: BurstSchedule::new(offsets, refresh),
             drain_grace: Duration::from_millis(
                 raw.drain_grace_ms.unwrap_or(DEFAULT_DRAIN_GRACE_MS),
@@ -413,6 +438,9 @@ impl Config {
         }
         if self.metrics_address != newer.metrics_address {
             changed.push("metrics_address");
+        }
+        if self.health_address != newer.health_address {
+            changed.push("health_address");
         }
         if self.kubernetes != newer.kubernetes {
             changed.push("kubernetes");
@@ -630,6 +658,34 @@ vips:
             config.vips[&"192.0.2.200".parse::<IpAddr>().expect("addr")],
             None
         );
+    }
+
+    #[test]
+    fn the_health_address_is_optional_and_must_not_overlap_the_metrics() {
+        assert_eq!(parse(FULL).expect("valid").health_address, None);
+        let separate = FULL.replace(
+            "metrics_address: 192.0.2.1:9100\n",
+            "metrics_address: 192.0.2.1:9100\nhealth_address: 0.0.0.0:9101\n",
+        );
+        let config = parse(&separate).expect("valid");
+        assert_eq!(
+            config.health_address,
+            Some("0.0.0.0:9101".parse().expect("address"))
+        );
+        assert_eq!(
+            parse(FULL).expect("valid").restart_only_changes(&config),
+            vec!["health_address"]
+        );
+        // Another address on the same port is fine: both can be bound.
+        let other_ip = separate.replace("0.0.0.0:9101", "127.0.0.1:9100");
+        assert!(parse(&other_ip).is_ok());
+        for clash in ["192.0.2.1:9100", "0.0.0.0:9100"] {
+            let message = error_text(&separate.replace("0.0.0.0:9101", clash));
+            assert!(
+                message.contains("speaker.yaml:11: health_address") && message.contains("overlaps"),
+                "{message}"
+            );
+        }
     }
 
     #[test]

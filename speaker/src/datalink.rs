@@ -277,23 +277,20 @@ impl InterfaceChannel {
 
     fn answer(&self, request: Request, owned: &OwnedSet) {
         let local_mac = self.interface.mac;
+        let (vip, other) = match &request {
+            Request::Arp(arp) => (IpAddr::V4(arp.target_ip), &self.metrics.arp.other_requests),
+            Request::Ndp(ns) => (IpAddr::V6(ns.target), &self.metrics.ndp.other_requests),
+        };
+        if !self.metrics.vips.request(vip) {
+            other.inc();
+        }
+        if !owned.answers_on(vip, &self.interface.name) {
+            return;
+        }
+        self.metrics.vips.response(vip);
         let reply = match request {
-            Request::Arp(arp) => {
-                self.metrics.arp.requests.inc();
-                if !owned.answers_on(IpAddr::V4(arp.target_ip), &self.interface.name) {
-                    return;
-                }
-                self.metrics.arp.replies.inc();
-                packet::arp_reply(&arp, arp.target_ip, local_mac)
-            }
-            Request::Ndp(ns) => {
-                self.metrics.ndp.requests.inc();
-                if !owned.answers_on(IpAddr::V6(ns.target), &self.interface.name) {
-                    return;
-                }
-                self.metrics.ndp.replies.inc();
-                packet::solicited_advertisement(&ns, ns.target, local_mac)
-            }
+            Request::Arp(arp) => packet::arp_reply(&arp, arp.target_ip, local_mac),
+            Request::Ndp(ns) => packet::solicited_advertisement(&ns, ns.target, local_mac),
         };
         self.send(reply);
     }
@@ -339,11 +336,11 @@ impl InterfaceChannel {
             IpAddr::V4(v4) => {
                 self.send(packet::gratuitous_arp_request(v4, mac));
                 self.send(packet::gratuitous_arp_reply(v4, mac));
-                self.metrics.arp.gratuitous.inc_by(2);
+                self.metrics.vips.gratuitous(vip, 2);
             }
             IpAddr::V6(v6) => {
                 self.send(packet::unsolicited_advertisement(v6, v6, mac));
-                self.metrics.ndp.gratuitous.inc();
+                self.metrics.vips.gratuitous(vip, 1);
             }
         }
     }

@@ -1,11 +1,9 @@
-//! `/metrics`, `/healthz`, `/readyz` and `/vips` over HTTP.
+//! `/metrics`, `/healthz`, `/readyz` and `/vips` over HTTP: `/metrics` and `/vips` on the
+//! metrics address, the probes there too or on the health address when one is configured.
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -27,7 +25,7 @@ pub struct Holding {
 #[derive(Debug, Default)]
 pub struct Status {
     /// Joined the cluster, holding the interfaces, and not draining.
-    pub ready: AtomicBool,
+    pub ready: Arc<AtomicBool>,
     pub owned: Mutex<BTreeMap<IpAddr, Holding>>,
 }
 
@@ -41,60 +39,32 @@ impl Status {
     }
 }
 
-#[derive(Clone)]
-struct AppState {
-    registry: Arc<Registry>,
-    status: Arc<Status>,
+/// The metrics address's routes: `/metrics` and `/vips`, plus `/healthz` and `/readyz` when
+/// `with_probes` (no `health_address` of their own).
+pub fn metrics_router(registry: Registry, status: Arc<Status>, with_probes: bool) -> Router {
+    let mut app = swimlb_telemetry::metrics_router(Arc::new(registry));
+    if with_probes {
+        app = app.merge(health_router(&status));
+    }
+    app.merge(Router::new().route("/vips", get(vips)).with_state(status))
 }
 
-/// Serves until the listener fails.
-pub async fn serve(listener: TcpListener, registry: Registry, status: Arc<Status>) {
-    let app = Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/vips", get(vips))
-        .with_state(AppState {
-            registry: Arc::new(registry),
-            status,
-        });
+/// `/healthz` and `/readyz`.
+pub fn health_router(status: &Status) -> Router {
+    swimlb_telemetry::health_router(Arc::clone(&status.ready))
+}
+
+/// Serves `app` until the listener fails.
+pub async fn serve(listener: TcpListener, app: Router) {
     if let Err(error) = axum::serve(listener, app).await {
         warn!(%error, "the HTTP server stopped");
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let mut body = String::new();
-    match encode(&mut body, &state.registry) {
-        Ok(()) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            body,
-        ),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            [(header::CONTENT_TYPE, "text/plain")],
-            "cannot encode metrics\n".to_owned(),
-        ),
-    }
-}
-
-async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    if state.status.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ok\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
-    }
-}
-
 /// One line per announced VIP: address, seconds since this node took it, and why.
-async fn vips(State(state): State<AppState>) -> String {
+async fn vips(State(status): State<Arc<Status>>) -> String {
     let now = SystemTime::now();
-    let owned = state
-        .status
+    let owned = status
         .owned
         .lock()
         .unwrap_or_else(PoisonError::into_inner)

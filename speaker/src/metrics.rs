@@ -1,13 +1,21 @@
 //! The speaker's Prometheus metrics.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, PoisonError, RwLock};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use swimlb_telemetry::BuildInfo;
 
 use crate::packet::Malformed;
+
+/// The prefix of every speaker metric but the `process_*` ones.
+pub const PREFIX: &str = "swimlb_speaker";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ProtocolLabel {
@@ -22,6 +30,25 @@ pub struct ReasonLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct IpLabel {
     pub ip: String,
+}
+
+/// The labels of the per-VIP series; `protocol` follows from the address family.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VipLabels {
+    pub ip: String,
+    pub protocol: &'static str,
+}
+
+impl VipLabels {
+    pub fn new(vip: IpAddr) -> Self {
+        Self {
+            ip: vip.to_string(),
+            protocol: match vip {
+                IpAddr::V4(_) => "arp",
+                IpAddr::V6(_) => "ndp",
+            },
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -60,13 +87,99 @@ pub struct ResultLabel {
 /// Counters for one protocol (ARP or NDP), shared by every interface thread.
 #[derive(Clone, Debug, Default)]
 pub struct ProtocolCounters {
-    pub requests: Counter,
-    pub replies: Counter,
-    pub gratuitous: Counter,
+    /// Requests for addresses that are not VIPs of this speaker.
+    pub other_requests: Counter,
     /// Frames from another MAC claiming a VIP this node announces.
     pub conflicts: Counter,
     /// Probes sent while fenced: ARP probes, or solicitations for IPv6.
     pub probes: Counter,
+}
+
+/// One watched VIP's counters.
+#[derive(Clone, Debug, Default)]
+struct VipCounters {
+    requests: Counter,
+    responses: Counter,
+    gratuitous: Counter,
+}
+
+/// The per-VIP series (`requests_received_total`, `responses_sent_total`,
+/// `gratuitous_sent_total`, labelled `ip` and `protocol`): present, from zero, for every VIP the
+/// speaker watches (the whole placement, owned or not), and removed when it stops watching one,
+/// so their number follows the configured VIPs and nothing a frame on the wire says.
+///
+/// The interface threads count through the handles kept here, never by creating series: a frame
+/// counted while its VIP is being removed increments a detached counter, which is harmless.
+#[derive(Clone, Debug, Default)]
+pub struct VipSeries {
+    requests: Family<VipLabels, Counter>,
+    responses: Family<VipLabels, Counter>,
+    gratuitous: Family<VipLabels, Counter>,
+    watched: Arc<RwLock<BTreeMap<IpAddr, VipCounters>>>,
+}
+
+impl VipSeries {
+    /// Makes the series match `vips`: new VIPs get series at zero, VIPs no longer watched
+    /// lose theirs (a VIP watched again starts from zero, as a restarted counter does).
+    pub fn watch(&self, vips: &BTreeSet<IpAddr>) {
+        let mut watched = self.watched.write().unwrap_or_else(PoisonError::into_inner);
+        watched.retain(|vip, _| {
+            let keep = vips.contains(vip);
+            if !keep {
+                let labels = VipLabels::new(*vip);
+                self.requests.remove(&labels);
+                self.responses.remove(&labels);
+                self.gratuitous.remove(&labels);
+            }
+            keep
+        });
+        for vip in vips {
+            watched.entry(*vip).or_insert_with(|| {
+                let labels = VipLabels::new(*vip);
+                VipCounters {
+                    requests: self.requests.get_or_create_owned(&labels),
+                    responses: self.responses.get_or_create_owned(&labels),
+                    gratuitous: self.gratuitous.get_or_create_owned(&labels),
+                }
+            });
+        }
+    }
+
+    fn count(&self, vip: IpAddr, by: u64, pick: impl Fn(&VipCounters) -> &Counter) -> bool {
+        let watched = self.watched.read().unwrap_or_else(PoisonError::into_inner);
+        match watched.get(&vip) {
+            Some(counters) => {
+                pick(counters).inc_by(by);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts a request for `vip`; false (nothing counted) when `vip` is not watched.
+    pub fn request(&self, vip: IpAddr) -> bool {
+        self.count(vip, 1, |c| &c.requests)
+    }
+
+    /// Counts a reply or solicited advertisement sent for `vip`.
+    pub fn response(&self, vip: IpAddr) -> bool {
+        self.count(vip, 1, |c| &c.responses)
+    }
+
+    /// Counts `frames` gratuitous frames sent for `vip`.
+    pub fn gratuitous(&self, vip: IpAddr, frames: u64) -> bool {
+        self.count(vip, frames, |c| &c.gratuitous)
+    }
+
+    /// The VIPs with series, in order.
+    pub fn watched(&self) -> Vec<IpAddr> {
+        self.watched
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .copied()
+            .collect()
+    }
 }
 
 /// Every metric the speaker exports. Cheap to clone: the metrics share their storage.
@@ -74,6 +187,7 @@ pub struct ProtocolCounters {
 pub struct Metrics {
     pub arp: ProtocolCounters,
     pub ndp: ProtocolCounters,
+    pub vips: VipSeries,
     pub ignored: Family<ReasonLabel, Counter>,
     pub send_errors: Counter,
     pub frames_dropped: Counter,
@@ -93,24 +207,23 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Creates the metrics and registers them in a new registry.
+    /// Creates the metrics and registers them, with the build-info gauge and the process
+    /// metrics, in a new registry.
     pub fn new() -> (Metrics, Registry) {
-        let mut registry = Registry::with_prefix("swimlb_speaker");
-        let requests: Family<ProtocolLabel, Counter> = Family::default();
-        let replies: Family<ProtocolLabel, Counter> = Family::default();
-        let gratuitous: Family<ProtocolLabel, Counter> = Family::default();
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix(PREFIX);
+        let other_requests: Family<ProtocolLabel, Counter> = Family::default();
         let conflicts: Family<ProtocolLabel, Counter> = Family::default();
         let probes: Family<ProtocolLabel, Counter> = Family::default();
         let counters = |protocol: &'static str| ProtocolCounters {
-            requests: requests.get_or_create_owned(&ProtocolLabel { protocol }),
-            replies: replies.get_or_create_owned(&ProtocolLabel { protocol }),
-            gratuitous: gratuitous.get_or_create_owned(&ProtocolLabel { protocol }),
+            other_requests: other_requests.get_or_create_owned(&ProtocolLabel { protocol }),
             conflicts: conflicts.get_or_create_owned(&ProtocolLabel { protocol }),
             probes: probes.get_or_create_owned(&ProtocolLabel { protocol }),
         };
         let metrics = Metrics {
             arp: counters("arp"),
             ndp: counters("ndp"),
+            vips: VipSeries::default(),
             ignored: Family::default(),
             send_errors: Counter::default(),
             frames_dropped: Counter::default(),
@@ -135,6 +248,11 @@ impl Metrics {
                 reason: reason.as_str(),
             });
         }
+        for result in ["ok", "error"] {
+            metrics
+                .config_reloads
+                .get_or_create_owned(&ResultLabel { result });
+        }
         for event in GOSSIP_EVENTS {
             metrics
                 .gossip_events
@@ -142,18 +260,25 @@ impl Metrics {
         }
         registry.register(
             "requests_received",
-            "ARP requests and neighbor solicitations received, for any address",
-            requests,
+            "ARP requests and neighbor solicitations received for a VIP this speaker knows \
+             (owned or not), by VIP",
+            metrics.vips.requests.clone(),
+        );
+        registry.register(
+            "non_vip_requests_received",
+            "ARP requests and neighbor solicitations received for addresses that are not VIPs \
+             of this speaker",
+            other_requests,
         );
         registry.register(
             "responses_sent",
-            "ARP replies and solicited neighbor advertisements sent for owned VIPs",
-            replies,
+            "ARP replies and solicited neighbor advertisements sent for owned VIPs, by VIP",
+            metrics.vips.responses.clone(),
         );
         registry.register(
             "gratuitous_sent",
-            "Gratuitous ARP packets and unsolicited neighbor advertisements sent",
-            gratuitous,
+            "Gratuitous ARP packets and unsolicited neighbor advertisements sent, by VIP",
+            metrics.vips.gratuitous.clone(),
         );
         registry.register(
             "conflicts",
@@ -254,7 +379,12 @@ impl Metrics {
             "1 when the last configuration load succeeded",
             metrics.config_last_reload_successful.clone(),
         );
-        (metrics, registry)
+        swimlb_telemetry::register(
+            &mut root,
+            PREFIX,
+            &BuildInfo::current(env!("CARGO_PKG_VERSION")),
+        );
+        (metrics, root)
     }
 
     pub fn malformed(&self, reason: Malformed) {
@@ -269,12 +399,23 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus_client::encoding::text::encode;
+    use swimlb_telemetry::{Format, render};
+
+    fn vips(list: &[&str]) -> BTreeSet<IpAddr> {
+        list.iter().map(|v| v.parse().expect("address")).collect()
+    }
+
+    fn text(registry: &Registry) -> String {
+        render(registry, Format::Text).expect("encodes")
+    }
 
     #[test]
     fn exported_text_names_the_documented_series() {
         let (metrics, registry) = Metrics::new();
-        metrics.arp.requests.inc();
+        metrics.vips.watch(&vips(&["192.0.2.200", "2001:db8::c8"]));
+        let vip: IpAddr = "192.0.2.200".parse().expect("address");
+        assert!(metrics.vips.request(vip));
+        metrics.arp.other_requests.inc();
         metrics.malformed(Malformed::BadIcmpv6Checksum);
         metrics.failover_seconds.observe(0.25);
         metrics
@@ -287,22 +428,92 @@ mod tests {
                 ip: "192.0.2.200".into(),
             })
             .set(1);
-        let mut text = String::new();
-        encode(&mut text, &registry).expect("encodes");
+        let text = text(&registry);
         for needle in [
-            "swimlb_speaker_requests_received_total{protocol=\"arp\"} 1",
-            "swimlb_speaker_requests_received_total{protocol=\"ndp\"} 0",
+            "swimlb_speaker_requests_received_total{ip=\"192.0.2.200\",protocol=\"arp\"} 1",
+            "swimlb_speaker_requests_received_total{ip=\"2001:db8::c8\",protocol=\"ndp\"} 0",
+            "swimlb_speaker_responses_sent_total{ip=\"192.0.2.200\",protocol=\"arp\"} 0",
+            "swimlb_speaker_gratuitous_sent_total{ip=\"2001:db8::c8\",protocol=\"ndp\"} 0",
+            "swimlb_speaker_non_vip_requests_received_total{protocol=\"arp\"} 1",
+            "swimlb_speaker_non_vip_requests_received_total{protocol=\"ndp\"} 0",
             "swimlb_speaker_frames_malformed_total{reason=\"bad_icmpv6_checksum\"} 1",
             "swimlb_speaker_frames_malformed_total{reason=\"truncated_arp\"} 0",
-            "swimlb_speaker_announced{ip=\"192.0.2.200\"} 1",
+            "\nswimlb_speaker_announced{ip=\"192.0.2.200\"} 1\n",
             "swimlb_speaker_failover_seconds_count 1",
             "swimlb_speaker_gossip_events_total{event=\"down\"} 1",
             "swimlb_speaker_gossip_events_total{event=\"renewed\"} 0",
             "swimlb_speaker_reannouncements_total 0",
             "swimlb_speaker_probes_sent_total{protocol=\"arp\"} 0",
             "swimlb_speaker_fenced 0",
+            "swimlb_speaker_config_reloads_total{result=\"error\"} 0",
+            "# TYPE swimlb_speaker_build_info gauge\nswimlb_speaker_build_info{version=\"",
+            "# TYPE process_cpu_seconds_total counter\n",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+    }
+
+    #[test]
+    fn per_vip_series_follow_the_watched_vips() {
+        let (metrics, registry) = Metrics::new();
+        let a: IpAddr = "192.0.2.1".parse().expect("address");
+        let b: IpAddr = "2001:db8::2".parse().expect("address");
+        let stranger: IpAddr = "192.0.2.99".parse().expect("address");
+        metrics.vips.watch(&vips(&["192.0.2.1", "2001:db8::2"]));
+        assert!(metrics.vips.request(a));
+        assert!(metrics.vips.response(a));
+        assert!(metrics.vips.gratuitous(a, 2));
+        assert!(metrics.vips.gratuitous(b, 1));
+        // An address nobody configured creates no series.
+        assert!(!metrics.vips.request(stranger));
+        assert!(!metrics.vips.gratuitous(stranger, 2));
+        let before = text(&registry);
+        assert!(
+            before.contains(
+                "swimlb_speaker_gratuitous_sent_total{ip=\"192.0.2.1\",protocol=\"arp\"} 2"
+            ),
+            "{before}"
+        );
+        assert!(!before.contains("192.0.2.99"), "{before}");
+
+        // Watching the same set again keeps the counts.
+        metrics.vips.watch(&vips(&["192.0.2.1", "2001:db8::2"]));
+        assert!(
+            text(&registry).contains(
+                "swimlb_speaker_responses_sent_total{ip=\"192.0.2.1\",protocol=\"arp\"} 1"
+            )
+        );
+
+        // A VIP no longer watched loses all three series; a new one gets them at zero.
+        metrics.vips.watch(&vips(&["2001:db8::2", "192.0.2.3"]));
+        assert_eq!(
+            metrics.vips.watched(),
+            vec!["192.0.2.3".parse::<IpAddr>().expect("address"), b]
+        );
+        assert!(!metrics.vips.request(a));
+        let after = text(&registry);
+        assert!(!after.contains("ip=\"192.0.2.1\""), "{after}");
+        assert!(
+            after.contains(
+                "swimlb_speaker_requests_received_total{ip=\"192.0.2.3\",protocol=\"arp\"} 0"
+            ),
+            "{after}"
+        );
+        assert!(
+            after.contains(
+                "swimlb_speaker_gratuitous_sent_total{ip=\"2001:db8::2\",protocol=\"ndp\"} 1"
+            ),
+            "{after}"
+        );
+
+        // Watched again, it starts from zero.
+        metrics.vips.watch(&vips(&["192.0.2.1"]));
+        assert!(
+            text(&registry).contains(
+                "swimlb_speaker_responses_sent_total{ip=\"192.0.2.1\",protocol=\"arp\"} 0"
+            )
+        );
+        metrics.vips.watch(&BTreeSet::new());
+        assert!(!text(&registry).contains("ip=\""));
     }
 }

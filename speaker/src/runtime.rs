@@ -62,9 +62,10 @@ pub enum RunError {
     Datalink(#[from] DatalinkError),
     #[error(transparent)]
     Gossip(#[from] DriverError),
-    #[error("cannot listen on {addr} for metrics: {source}")]
+    #[error("cannot listen on {addr} for {purpose}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
+        purpose: &'static str,
         source: std::io::Error,
     },
     #[error("cannot install a signal handler: {0}")]
@@ -86,6 +87,49 @@ fn load_keyring(path: &Path) -> Result<KeyRing, RunError> {
     })
 }
 
+async fn listen(
+    addr: SocketAddr,
+    purpose: &'static str,
+) -> Result<tokio::net::TcpListener, RunError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr,
+            purpose,
+            source,
+        })
+}
+
+/// Binds the metrics address (and the health address, when set) and serves them.
+async fn serve_http(
+    config: &Config,
+    registry: prometheus_client::registry::Registry,
+    status: &Arc<Status>,
+) -> Result<(), RunError> {
+    let metrics = listen(config.metrics_address, "metrics").await?;
+    let health = match config.health_address {
+        Some(addr) => Some((listen(addr, "health probes").await?, addr)),
+        None => None,
+    };
+    let local = |l: &tokio::net::TcpListener, configured| l.local_addr().unwrap_or(configured);
+    let metrics_at = local(&metrics, config.metrics_address);
+    let app = http::metrics_router(registry, Arc::clone(status), health.is_none());
+    match health {
+        None => info!(address = %metrics_at, "serving /metrics, /vips, /healthz and /readyz"),
+        Some((health, configured)) => {
+            let health_at = local(&health, configured);
+            info!(address = %metrics_at, health = %health_at,
+                "serving /metrics and /vips; /healthz and /readyz on the health address");
+            tokio::spawn(
+                http::serve(health, http::health_router(status))
+                    .instrument(info_span!("http", addr = %health_at)),
+            );
+        }
+    }
+    tokio::spawn(http::serve(metrics, app).instrument(info_span!("http", addr = %metrics_at)));
+    Ok(())
+}
+
 /// Runs the speaker until SIGTERM or SIGINT has been handled (drain included).
 pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     let config = Config::load(&config_path)?;
@@ -93,16 +137,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     let (metrics, registry) = Metrics::new();
     metrics.config_last_reload_successful.set(1);
     let status = Arc::new(Status::default());
-    let listener = tokio::net::TcpListener::bind(config.metrics_address)
-        .await
-        .map_err(|source| RunError::Listen {
-            addr: config.metrics_address,
-            source,
-        })?;
-    tokio::spawn(
-        http::serve(listener, registry, Arc::clone(&status))
-            .instrument(info_span!("http", addr = %config.metrics_address)),
-    );
+    serve_http(&config, registry, &status).await?;
 
     let selection = Selection::new(config.interfaces.clone(), &config.exclude_interfaces)?;
     let owned = Arc::new(OwnedSet::default());
@@ -163,7 +198,9 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         },
         hold,
     );
-    owned.watch(config.vips.keys().copied().collect());
+    let watched: BTreeSet<IpAddr> = config.vips.keys().copied().collect();
+    metrics.vips.watch(&watched);
+    owned.watch(watched);
     core.set_placement(std_now(), config.vips.clone());
     info!(node = %config.node_name, preset = config.gossip.preset.name(), vips = config.vips.len(),
         kubernetes = config.kubernetes.is_some(), "speaker started");
@@ -377,10 +414,8 @@ impl Speaker {
             Instant::now() + kubernetes::REJOIN_PERIOD,
             kubernetes::REJOIN_PERIOD,
         );
-        self.live = live_rx.borrow_and_update().clone();
-        let now = std_now();
-        self.core.set_live(now, &self.live);
-        self.core.tick(now);
+        self.take_live(live_rx.borrow_and_update().clone());
+        self.core.tick(std_now());
         self.execute();
         loop {
             let wake = self.core.next_deadline(std_now()).map(Instant::from_std);
@@ -411,10 +446,7 @@ impl Speaker {
                     if changed.is_err() {
                         return Err(RunError::GossipStopped);
                     }
-                    self.live = live_rx.borrow_and_update().clone();
-                    self.metrics.members.get_or_create(&StateLabel { state: "alive".into() })
-                        .set(self.live.len() as i64);
-                    self.core.set_live(std_now(), &self.live);
+                    self.take_live(live_rx.borrow_and_update().clone());
                 }
                 event = events.recv() => match event {
                     Ok(event) => {
@@ -443,6 +475,18 @@ impl Speaker {
         }
         self.drain(gossip, &mut terminate, &mut interrupt).await;
         Ok(())
+    }
+
+    /// Takes the live members the gossip layer reports.
+    fn take_live(&mut self, live: BTreeSet<String>) {
+        self.live = live;
+        self.metrics
+            .members
+            .get_or_create(&StateLabel {
+                state: "alive".into(),
+            })
+            .set(self.live.len() as i64);
+        self.core.set_live(std_now(), &self.live);
     }
 
     /// Logs and counts a membership event, and remembers when each member's trouble began.
@@ -675,7 +719,9 @@ impl Speaker {
         let mut interfaces = self.cluster_view.interfaces.clone();
         interfaces.retain(|vip, _| !self.config.vips.contains_key(vip));
         self.owned.restrict(interfaces);
-        self.owned.watch(placement.keys().copied().collect());
+        let watched: BTreeSet<IpAddr> = placement.keys().copied().collect();
+        self.metrics.vips.watch(&watched);
+        self.owned.watch(watched);
         self.core.set_placement(std_now(), placement);
         self.execute();
         self.report_owned();
