@@ -16,7 +16,7 @@ write_kubeconfig "$SWIMLB_E2E_SPEAKER_KUBECONFIG" "$e2e_token_swimlb_e2e_speaker
 
 kubectl apply -f deploy/crds/ >/dev/null
 kubectl wait --for condition=established --timeout=60s crd/ipaddresspools.swimlb.io \
-  crd/l2advertisements.swimlb.io >/dev/null
+  crd/l2advertisements.swimlb.io crd/servicel2statuses.swimlb.io >/dev/null
 kubectl apply -f deploy/controller/namespace.yaml -f deploy/controller/rbac.yaml \
   -f deploy/speaker/rbac.yaml >/dev/null
 kubectl create clusterrolebinding swimlb-e2e-controller --clusterrole swimlb-controller \

@@ -7,10 +7,14 @@ pub mod annotations;
 mod class;
 mod pool;
 mod selector;
+mod status;
 
 pub use advertisement::{Advertisement, AdvertisementError, L2Advertisement, L2AdvertisementSpec};
 pub use class::ClassFilter;
 pub use selector::Selector;
+pub use status::{
+    STATUS_NODE_LABEL, STATUS_SERVICE_LABEL, ServiceL2Status, ServiceL2StatusSpec, status_name,
+};
 
 pub use pool::{
     IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, POOL_CONDITION_VALID, ServiceAllocation,

@@ -4,7 +4,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSON,
 };
 use kube::CustomResourceExt;
-use swimlb_api::{IPAddressPool, L2Advertisement};
+use swimlb_api::{IPAddressPool, L2Advertisement, ServiceL2Status};
 
 /// Why a CRD could not be rendered.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,7 @@ pub fn crds() -> Result<Vec<(&'static str, String)>, CrdError> {
             "l2advertisements.yaml",
             render(with_empty_spec_default(L2Advertisement::crd()))?,
         ),
+        ("servicel2statuses.yaml", render(ServiceL2Status::crd())?),
     ])
 }
 

@@ -37,6 +37,14 @@ impl Status {
     pub fn update(&self, f: impl FnOnce(&mut BTreeMap<IpAddr, Holding>)) {
         f(&mut self.owned.lock().unwrap_or_else(PoisonError::into_inner));
     }
+
+    /// The VIPs held now, with since when and why.
+    pub fn holdings(&self) -> BTreeMap<IpAddr, Holding> {
+        self.owned
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The metrics address's routes: `/metrics` and `/vips`, plus `/healthz` and `/readyz` when

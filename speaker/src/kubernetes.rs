@@ -12,6 +12,7 @@
 //! `externalTrafficPolicy: Local` works on 1.20 too. With neither, the speaker logs this once and
 //! treats Local Services as eligible on every eligible node, as it does Cluster Services.
 
+use crate::l2status::{self, OwnedVip, STATUS_QUEUE, StatusWrite};
 use crate::ownership::VipPlacement;
 use crate::placement::{self, Advertising, ClassFilter, EndpointSliceV1beta1, PlacementRules};
 use futures::stream::{BoxStream, SelectAll};
@@ -169,10 +170,11 @@ async fn client(config: &KubernetesConfig) -> Result<Client, KubernetesError> {
     Ok(Client::try_from(client_config)?)
 }
 
-/// The VIPs this node owns, as the runtime reports them to the Kubernetes edge for Events.
+/// The VIPs this node owns, as the runtime reports them to the Kubernetes edge for Events
+/// and ServiceL2Status objects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Announcing {
-    pub owned: BTreeSet<IpAddr>,
+    pub owned: BTreeMap<IpAddr, OwnedVip>,
     /// Owned VIPs this node cannot announce: none of its interfaces is one their
     /// L2Advertisements name.
     pub without_interface: BTreeSet<IpAddr>,
@@ -185,6 +187,7 @@ pub async fn start(
     gossip_port: u16,
     owned: watch::Receiver<Announcing>,
     events_dropped: Counter,
+    status_writes_dropped: Counter,
 ) -> Result<watch::Receiver<ClusterView>, KubernetesError> {
     let client = client(&config).await?;
     let (view_tx, view_rx) = watch::channel(ClusterView::default());
@@ -198,6 +201,11 @@ pub async fn start(
     let (events, queue) = mpsc::channel(EVENT_QUEUE);
     tokio::spawn(
         record_events(recorder, queue).instrument(info_span!("events", node = %node_name)),
+    );
+    let (statuses, status_queue) = mpsc::channel(STATUS_QUEUE);
+    tokio::spawn(
+        l2status::write_statuses(client.clone(), status_queue)
+            .instrument(info_span!("l2status", node = %node_name)),
     );
     let watcher = ClusterWatcher {
         rules: PlacementRules {
@@ -227,6 +235,9 @@ pub async fn start(
         interfaces: BTreeMap::new(),
         events,
         events_dropped,
+        statuses,
+        status_writes_dropped,
+        written: BTreeMap::new(),
         view: view_tx,
     };
     tokio::spawn(
@@ -346,6 +357,12 @@ struct ClusterWatcher {
     /// Events for the recorder task: the watch loop never waits for an API write.
     events: mpsc::Sender<(Event, ObjectReference)>,
     events_dropped: Counter,
+    /// ServiceL2Status writes for the status task.
+    statuses: mpsc::Sender<StatusWrite>,
+    status_writes_dropped: Counter,
+    /// The ServiceL2Status objects (namespace, name) this node wrote, by VIP, so they can be
+    /// deleted when the VIP is no longer announced by anyone.
+    written: BTreeMap<IpAddr, BTreeSet<(String, String)>>,
     view: watch::Sender<ClusterView>,
 }
 
@@ -551,13 +568,15 @@ impl ClusterWatcher {
     fn record_assignments(&mut self, now: Announcing) {
         let announced: Vec<IpAddr> = now
             .owned
-            .difference(&now.without_interface)
+            .keys()
+            .filter(|vip| !now.without_interface.contains(*vip))
             .filter(|vip| {
-                !self.announced.owned.contains(*vip)
+                !self.announced.owned.contains_key(*vip)
                     || self.announced.without_interface.contains(*vip)
             })
             .copied()
             .collect();
+        self.write_statuses(&now);
         let failed: Vec<IpAddr> = now
             .without_interface
             .difference(&self.announced.without_interface)
@@ -599,6 +618,53 @@ impl ClusterWatcher {
                 {
                     self.events_dropped.inc();
                 }
+            }
+        }
+    }
+}
+
+impl ClusterWatcher {
+    /// Queues a ServiceL2Status for every Service of every VIP this node just took (or took
+    /// again), and deletes the ones it wrote for VIPs it lost that nobody announces any more.
+    /// A VIP that moved to another node is left to the new owner, which overwrites it.
+    fn write_statuses(&mut self, now: &Announcing) {
+        let mut writes = Vec::new();
+        for (vip, owned) in &now.owned {
+            if self.announced.owned.get(vip) == Some(owned) {
+                continue;
+            }
+            let services = placement::services_with_vip(
+                self.services.objects.values(),
+                *vip,
+                &self.rules.class,
+            );
+            for service in services {
+                if let Some(status) = l2status::status_object(service, *vip, &self.node_name, owned)
+                {
+                    self.written
+                        .entry(*vip)
+                        .or_default()
+                        .insert((status.namespace().unwrap_or_default(), status.name_any()));
+                    writes.push(StatusWrite::Apply(Box::new(status)));
+                }
+            }
+        }
+        let placed = &self.view.borrow().placement;
+        let gone: Vec<IpAddr> = self
+            .written
+            .keys()
+            .filter(|vip| !now.owned.contains_key(*vip) && !placed.contains_key(*vip))
+            .copied()
+            .collect();
+        for vip in gone {
+            for (namespace, name) in self.written.remove(&vip).unwrap_or_default() {
+                writes.push(StatusWrite::Delete { namespace, name });
+            }
+        }
+        self.written.retain(|vip, _| now.owned.contains_key(vip));
+        for write in writes {
+            if self.statuses.try_send(write).is_err() {
+                self.status_writes_dropped.inc();
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod datalink;
 pub mod http;
 pub mod interfaces;
 pub mod kubernetes;
+pub mod l2status;
 pub mod metrics;
 pub mod packet;
 pub mod placement;

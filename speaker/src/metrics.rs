@@ -193,6 +193,7 @@ pub struct Metrics {
     pub frames_dropped: Counter,
     pub claims_dropped: Counter,
     pub events_dropped: Counter,
+    pub status_writes_dropped: Counter,
     pub fenced: Gauge,
     pub held_down: Counter,
     pub vip_announced: Family<IpLabel, Gauge>,
@@ -229,6 +230,7 @@ impl Metrics {
             frames_dropped: Counter::default(),
             claims_dropped: Counter::default(),
             events_dropped: Counter::default(),
+            status_writes_dropped: Counter::default(),
             fenced: Gauge::default(),
             held_down: Counter::default(),
             vip_announced: Family::default(),
@@ -316,6 +318,11 @@ impl Metrics {
             "events_dropped",
             "Kubernetes Events not recorded because the recorder's queue was full",
             metrics.events_dropped.clone(),
+        );
+        registry.register(
+            "status_writes_dropped",
+            "ServiceL2Status writes not made because the writer's queue was full",
+            metrics.status_writes_dropped.clone(),
         );
         registry.register(
             "fenced",

@@ -14,6 +14,7 @@ use crate::datalink::{ClaimSink, DatalinkError, InterfaceChannel, OwnedSet};
 use crate::http::{self, Holding, Status};
 use crate::interfaces::{self, Selection, SelectionError};
 use crate::kubernetes::{self, Announcing, ClusterView, KubernetesError};
+use crate::l2status::OwnedVip;
 use crate::metrics::{ChangeLabel, EventLabel, IpLabel, Metrics, ResultLabel, StateLabel};
 use crate::startup::{HoldTimes, StartupHold};
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,6 +214,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
                 config.gossip.bind.port(),
                 owned_rx,
                 metrics.events_dropped.clone(),
+                metrics.status_writes_dropped.clone(),
             )
             .await?,
         ),
@@ -575,9 +577,26 @@ impl Speaker {
     /// Tells the Kubernetes edge what this node owns, and which owned VIPs none of its
     /// interfaces may carry because their advertisements name other interfaces.
     fn report_owned(&mut self) {
-        let owned = self.core.owned();
-        self.metrics.vips_announced.set(owned.len() as i64);
-        let without_interface: BTreeSet<IpAddr> = owned
+        let vips = self.core.owned();
+        self.metrics.vips_announced.set(vips.len() as i64);
+        let holdings = self.status.holdings();
+        let owned: BTreeMap<IpAddr, OwnedVip> = vips
+            .iter()
+            .map(|vip| {
+                let holding = holdings.get(vip);
+                let owned = OwnedVip {
+                    since: holding.map_or(SystemTime::UNIX_EPOCH, |h| h.since),
+                    reason: holding.map(|h| h.reason.clone()).unwrap_or_default(),
+                    interfaces: self
+                        .responders
+                        .channels_for(*vip)
+                        .map(|c| c.interface.name.clone())
+                        .collect(),
+                };
+                (*vip, owned)
+            })
+            .collect();
+        let without_interface: BTreeSet<IpAddr> = vips
             .iter()
             .filter(|vip| {
                 self.owned.is_restricted(**vip)

@@ -274,6 +274,7 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
         advertised.elapsed()
     );
 
+    wait_for_status(&namespace, vip, first);
     wait_for("a nodeAssigned Event naming the owner", WAIT, || {
         let out = kubectl(&[
             "get",
@@ -293,6 +294,7 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
     let second = rendezvous_owner(vip, &rest);
     let moved = wait_for_owner(&speakers, vip, second, "the VIP to leave the excluded node");
     eprintln!("exclusion of {first}: {vip} moved to {second} in {moved:?}");
+    wait_for_status(&namespace, vip, second);
 
     let mut speakers = speakers;
     let victim = speakers
@@ -325,6 +327,7 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
         }
     );
     drop(_resume);
+    wait_for_status(&namespace, vip, third);
 
     // The advertisement's node selector picks the owner among the live eligible nodes.
     kubectl(&["label", "node", first, &format!("{EXCLUDE_LABEL}-")]);
@@ -338,6 +341,20 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
         "the VIP to move to the node the L2Advertisement selects",
     );
     eprintln!("nodeSelectors [{first}]: {vip} moved to {first} in {moved:?}");
+    // One status write per ownership change, none with time.
+    let (_, generation, version) = wait_for_status(&namespace, vip, first);
+    let claims = claims_logged(&speakers, vip);
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, _, later) = l2_status(&namespace, vip).expect("the status still exists");
+    assert_eq!(
+        version, later,
+        "the ServiceL2Status was written with no ownership change"
+    );
+    assert_eq!(
+        generation, claims,
+        "one ServiceL2Status write per claim of {vip} ({claims} claims logged)"
+    );
+    eprintln!("ServiceL2Status of {vip}: generation {generation} after {claims} claims");
 
     // Interfaces the owner does not have: it still owns the VIP and says it cannot announce it.
     apply(
@@ -388,11 +405,55 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
     wait_for("every speaker to withdraw the VIP", WAIT, || {
         announcers(&speakers, vip).is_empty().then_some(())
     });
+    wait_for(
+        "the withdrawn VIP's ServiceL2Status to be deleted",
+        WAIT,
+        || l2_status(&namespace, vip).is_none().then_some(()),
+    );
 
     for (node, _) in NODES {
         kubectl(&["delete", "node", node, "--wait=false"]);
     }
     kubectl(&["delete", "service", "web", "-n", &namespace, "--wait=false"]);
+}
+
+/// The ServiceL2Status of `vip` of Service `web`: (node, generation, resourceVersion), or
+/// `None` while it does not exist.
+fn l2_status(namespace: &str, vip: IpAddr) -> Option<(String, i64, String)> {
+    let name = swimlb_api::status_name("web", vip);
+    let out = support::kubectl_status(&[
+        "get",
+        "servicel2status",
+        &name,
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.spec.node} {.metadata.generation} {.metadata.resourceVersion}",
+    ])?;
+    let mut fields = out.split_whitespace();
+    let node = fields.next()?.to_owned();
+    let generation = fields.next()?.parse().ok()?;
+    Some((node, generation, fields.next()?.to_owned()))
+}
+
+/// Waits until the ServiceL2Status of `vip` names `node`.
+fn wait_for_status(namespace: &str, vip: IpAddr, node: &str) -> (String, i64, String) {
+    wait_for(&format!("the ServiceL2Status to name {node}"), WAIT, || {
+        l2_status(namespace, vip).filter(|(n, _, _)| n == node)
+    })
+}
+
+/// How many times the speakers took `vip`, from their logs.
+fn claims_logged(speakers: &[Speaker], vip: IpAddr) -> i64 {
+    // The claim line, not "stopped announcing VIP".
+    let needle = format!(": announcing VIP vip={vip} ");
+    speakers
+        .iter()
+        .map(|s| {
+            let text = std::fs::read_to_string(&s.process.log).unwrap_or_default();
+            text.lines().filter(|l| l.contains(&needle)).count() as i64
+        })
+        .sum()
 }
 
 /// The L2Advertisement `e2e` with `spec` (indented lines under `spec:`); empty: no spec at
