@@ -24,9 +24,9 @@ kubectl create clusterrolebinding swimlb-e2e-controller --clusterrole swimlb-con
 kubectl create clusterrolebinding swimlb-e2e-speaker --clusterrole swimlb-speaker \
   --user swimlb-e2e-speaker >/dev/null
 
-cargo build -q -p swimlb-controller
-SWIMLB_E2E_CONTROLLER_BIN="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug/swimlb-controller"
-export SWIMLB_E2E_CONTROLLER_BIN
+cargo build -q -p swimlb-controller -p swimlb-ctl
+bin_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug"
+export SWIMLB_E2E_CONTROLLER_BIN="$bin_dir/swimlb-controller" SWIMLB_E2E_CTL_BIN="$bin_dir/swimlbctl"
 # The test pauses the API server (SIGSTOP) to check failover without it.
 export SWIMLB_E2E_APISERVER_PID=${pids[1]}
 tests_start=$(date +%s)

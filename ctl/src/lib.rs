@@ -1,5 +1,6 @@
-//! swimlbctl: operator commands that need no running cluster.
+//! swimlbctl: operator commands.
 //!
+//! - [`status`]: every VIP, its Services, pool and announcing node, and the pools' usage;
 //! - [`validate`]: the controller's own pool checks on files, before they are applied;
 //! - [`migrate`]: MetalLB layer-2 configuration translated into swimlb objects, with everything
 //!   that has no equivalent listed and explained;
@@ -7,6 +8,7 @@
 
 pub mod documents;
 pub mod migrate;
+pub mod status;
 pub mod validate;
 
 /// Objects as one multi-document YAML stream.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use swimlb_ctl::documents::{Document, read_documents};
-use swimlb_ctl::{migrate, to_yaml_stream, validate};
+use swimlb_ctl::{migrate, status, to_yaml_stream, validate};
 
 /// swimlb's operator tool. Also works as a kubectl plugin when installed (or linked) as
 /// `kubectl-swimlb`.
@@ -40,6 +40,53 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Shows every VIP with its Services, pool, announcing node, interfaces, since when and
+    /// why, and the pools' usage; in static mode (`--speakers`) asks each speaker's /vips.
+    Status {
+        /// Namespace of the IPAddressPools (the controller's).
+        #[arg(long, env = "SWIMLB_NAMESPACE", default_value = "swimlb-system")]
+        namespace: String,
+        /// A kubeconfig file; without it, as kubectl: KUBECONFIG, ~/.kube/config, in-cluster.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Static mode: the speakers' metrics addresses (host:port, comma separated).
+        #[arg(long, value_delimiter = ',')]
+        speakers: Vec<String>,
+        /// Output format.
+        #[arg(short, long, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+/// The cluster's status report, read with a client built as kubectl would.
+fn cluster_status(namespace: &str, kubeconfig: Option<&PathBuf>) -> Result<status::StatusReport> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let config = match kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path)
+                    .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(file, &Default::default()).await?
+            }
+            None => kube::Config::infer()
+                .await
+                .context("cannot find a kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?,
+        };
+        let client = kube::Client::try_from(config)?;
+        status::read_cluster(&client, namespace)
+            .await
+            .context("cannot read the cluster")
+    })
 }
 
 fn read_all(files: &[PathBuf]) -> Result<Vec<Document>> {
@@ -94,6 +141,29 @@ fn main() -> Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Status {
+            namespace,
+            kubeconfig,
+            speakers,
+            output,
+        } => {
+            let report = if speakers.is_empty() {
+                cluster_status(&namespace, kubeconfig.as_ref())?
+            } else {
+                let mut answers = Vec::new();
+                for speaker in &speakers {
+                    let body = status::ask_speaker(speaker)?;
+                    answers.push(status::parse_vips(speaker, &body)?);
+                }
+                status::from_speakers(answers)
+            };
+            match output {
+                Output::Table => print!("{}", status::render_table(&report)),
+                Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+                Output::Yaml => print!("{}", serde_saphyr::to_string(&report)?),
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::MigrateMetallb {
             files,

@@ -355,6 +355,7 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
         "one ServiceL2Status write per claim of {vip} ({claims} claims logged)"
     );
     eprintln!("ServiceL2Status of {vip}: generation {generation} after {claims} claims");
+    check_swimlbctl_status(&config_namespace, &namespace, vip, first, &speakers);
 
     // Interfaces the owner does not have: it still owns the VIP and says it cannot announce it.
     apply(
@@ -441,6 +442,78 @@ fn wait_for_status(namespace: &str, vip: IpAddr, node: &str) -> (String, i64, St
     wait_for(&format!("the ServiceL2Status to name {node}"), WAIT, || {
         l2_status(namespace, vip).filter(|(n, _, _)| n == node)
     })
+}
+
+/// `swimlbctl status` as an operator runs it: from the cluster (kubeconfig as kubectl's,
+/// JSON and the table) and, as in static mode, from the live speakers' /vips.
+fn check_swimlbctl_status(
+    config_namespace: &str,
+    namespace: &str,
+    vip: IpAddr,
+    owner: &str,
+    speakers: &[Speaker],
+) {
+    let ctl = std::env::var("SWIMLB_E2E_CTL_BIN")
+        .expect("SWIMLB_E2E_CTL_BIN (set by scripts/e2e-speaker.sh)");
+    let run = |args: &[&str]| {
+        let out = Command::new(&ctl)
+            .args(args)
+            .output()
+            .expect("swimlbctl runs");
+        assert!(out.status.success(), "swimlbctl {args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let json: serde_json::Value = serde_json::from_str(&run(&[
+        "status",
+        "--namespace",
+        config_namespace,
+        "-o",
+        "json",
+    ]))
+    .expect("swimlbctl status -o json");
+    let row = json["vips"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["ip"] == vip.to_string()))
+        .unwrap_or_else(|| panic!("{vip} in swimlbctl status: {json}"));
+    assert_eq!(row["node"], owner, "{row}");
+    assert_eq!(row["pool"], "e2e", "{row}");
+    assert_eq!(row["services"][0], format!("{namespace}/web"), "{row}");
+    let pool = json["pools"]
+        .as_array()
+        .and_then(|pools| pools.iter().find(|p| p["name"] == "e2e"))
+        .unwrap_or_else(|| panic!("pool e2e in swimlbctl status: {json}"));
+    assert!(pool["ipv4_in_use"].as_u64() >= Some(1), "{pool}");
+    let table = run(&["status", "--namespace", config_namespace]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&vip.to_string()) && l.contains(owner)),
+        "{table}"
+    );
+    let live: Vec<&str> = speakers
+        .iter()
+        .filter(|s| s.announced().is_some())
+        .map(|s| s.metrics.as_str())
+        .collect();
+    let from_speakers = run(&["status", "--speakers", &live.join(","), "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&from_speakers).expect("json");
+    let holders: Vec<&str> = json["vips"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["ip"] == vip.to_string())
+        .filter_map(|r| r["node"].as_str())
+        .collect();
+    let owner_metrics = speakers
+        .iter()
+        .find(|s| s.node == owner)
+        .map(|s| s.metrics.as_str());
+    assert_eq!(
+        holders,
+        owner_metrics.into_iter().collect::<Vec<_>>(),
+        "{json}"
+    );
+    eprintln!("swimlbctl status: {vip} on {owner}, from the cluster and from the speakers");
 }
 
 /// How many times the speakers took `vip`, from their logs.
