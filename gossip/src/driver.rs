@@ -4,7 +4,7 @@
 //! socket and the core, sleeps until the core's next deadline, and publishes what changed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::net::UdpSocket;
@@ -143,14 +143,42 @@ impl Drop for GossipHandle {
     }
 }
 
+/// Binds `address`. The IPv6 wildcard is dual-stack (IPv4 peers reach it as v4-mapped
+/// addresses); where the host has no IPv6 at all it falls back to the IPv4 wildcard.
+async fn bind(address: SocketAddr) -> Result<UdpSocket, DriverError> {
+    match UdpSocket::bind(address).await {
+        Ok(socket) => Ok(socket),
+        Err(error) if address.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) => {
+            let fallback = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), address.port());
+            warn!(%address, %error, %fallback, "no IPv6 on this host; gossiping over IPv4 only");
+            UdpSocket::bind(fallback)
+                .await
+                .map_err(|source| DriverError::Bind {
+                    addr: fallback,
+                    source,
+                })
+        }
+        Err(source) => Err(DriverError::Bind {
+            addr: address,
+            source,
+        }),
+    }
+}
+
+/// Where to send to `to` from a socket bound to `local`: an IPv6 socket reaches IPv4 peers
+/// through their v4-mapped address (the kernel refuses an IPv4 address there).
+fn destination(local: SocketAddr, to: SocketAddr) -> SocketAddr {
+    match (local, to) {
+        (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
+            SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port())
+        }
+        _ => to,
+    }
+}
+
 /// Binds the socket and starts the member in a task of its own.
 pub async fn spawn(config: DriverConfig) -> Result<GossipHandle, DriverError> {
-    let socket = UdpSocket::bind(config.bind)
-        .await
-        .map_err(|source| DriverError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+    let socket = bind(config.bind).await?;
     let local = socket.local_addr().map_err(DriverError::LocalAddr)?;
     let generation = config.generation.unwrap_or_else(|| {
         SystemTime::now()
@@ -231,8 +259,9 @@ async fn run(
     let mut backoff: Option<Duration> = None;
     let mut stats_due = Instant::now();
     let mut leaving: Option<oneshot::Sender<()>> = None;
+    let local = socket.local_addr().ok();
     loop {
-        flush(&mut member, &socket, &outputs, &mut send_errors).await;
+        flush(&mut member, &socket, local, &outputs, &mut send_errors).await;
         if stats_due <= Instant::now() {
             stats_due = Instant::now() + STATS_INTERVAL;
             outputs.stats.send_replace(DriverStats {
@@ -307,9 +336,16 @@ fn deliver(member: &mut Membership, origin: Instant, from: SocketAddr, datagram:
     }
 }
 
-async fn flush(member: &mut Membership, socket: &UdpSocket, outputs: &Outputs, errors: &mut u64) {
+async fn flush(
+    member: &mut Membership,
+    socket: &UdpSocket,
+    local: Option<SocketAddr>,
+    outputs: &Outputs,
+    errors: &mut u64,
+) {
     while let Some(datagram) = member.poll_datagram() {
-        if let Err(error) = socket.send_to(&datagram.bytes, datagram.to).await {
+        let to = local.map_or(datagram.to, |local| destination(local, datagram.to));
+        if let Err(error) = socket.send_to(&datagram.bytes, to).await {
             *errors += 1;
             debug!(%error, to = %datagram.to, "gossip send failed");
         }
@@ -335,5 +371,47 @@ async fn flush(member: &mut Membership, socket: &UdpSocket, outputs: &Outputs, e
                 true
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_socket_sends_to_ipv4_peers_by_their_mapped_address() {
+        let v6: SocketAddr = "[::]:7946".parse().expect("address");
+        let v4: SocketAddr = "0.0.0.0:7946".parse().expect("address");
+        let peer: SocketAddr = "192.0.2.7:7946".parse().expect("address");
+        let peer6: SocketAddr = "[2001:db8::7]:7946".parse().expect("address");
+        assert_eq!(
+            destination(v6, peer),
+            "[::ffff:192.0.2.7]:7946"
+                .parse::<SocketAddr>()
+                .expect("address")
+        );
+        assert_eq!(destination(v6, peer6), peer6);
+        assert_eq!(destination(v4, peer), peer);
+    }
+
+    /// The dual-stack wildcard reaches an IPv4 peer on loopback (where the host has IPv6).
+    #[tokio::test]
+    async fn the_ipv6_wildcard_reaches_ipv4_peers() {
+        let Ok(sender) = UdpSocket::bind("[::]:0").await else {
+            return;
+        };
+        let receiver = UdpSocket::bind("127.0.0.1:0").await.expect("IPv4 loopback");
+        let to = receiver.local_addr().expect("address");
+        let local = sender.local_addr().expect("address");
+        sender
+            .send_to(b"ping", destination(local, to))
+            .await
+            .expect("a dual-stack socket sends to IPv4");
+        let mut buf = [0u8; 8];
+        let (len, _) = tokio::time::timeout(Duration::from_secs(5), receiver.recv_from(&mut buf))
+            .await
+            .expect("the datagram arrives")
+            .expect("received");
+        assert_eq!(&buf[..len], b"ping");
     }
 }

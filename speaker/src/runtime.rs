@@ -229,6 +229,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         cluster_view: ClusterView::default(),
         joined: BTreeSet::new(),
         owned_tx,
+        config_bytes: std::fs::read(&config_path).unwrap_or_default(),
         config_path,
         metrics,
         status,
@@ -246,6 +247,10 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     }
     result
 }
+
+/// How often the configuration file is read to see whether it changed (SIGHUP reloads at
+/// once): the kubelet rewrites a mounted ConfigMap within about a minute of an edit.
+const CONFIG_POLL_PERIOD: Duration = Duration::from_secs(5);
 
 /// How often the interfaces are looked at again (MetalLB: 10 s): an interface that appears, or
 /// comes back with another index or MAC, gets a responder; one that goes away loses it, and a
@@ -373,6 +378,8 @@ impl Responders {
 struct Speaker {
     config: Config,
     config_path: PathBuf,
+    /// The configuration file's content as last loaded.
+    config_bytes: Vec<u8>,
     metrics: Metrics,
     status: Arc<Status>,
     owned: Arc<OwnedSet>,
@@ -409,6 +416,9 @@ impl Speaker {
         let mut hangup = signal(SignalKind::hangup()).map_err(RunError::Signal)?;
         let mut terminate = signal(SignalKind::terminate()).map_err(RunError::Signal)?;
         let mut interrupt = signal(SignalKind::interrupt()).map_err(RunError::Signal)?;
+        let mut config_poll =
+            tokio::time::interval_at(Instant::now() + CONFIG_POLL_PERIOD, CONFIG_POLL_PERIOD);
+        config_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut rescan = tokio::time::interval_at(Instant::now() + RESCAN_PERIOD, RESCAN_PERIOD);
         rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut cluster = self.cluster.take();
@@ -425,6 +435,12 @@ impl Speaker {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
                 _ = hangup.recv() => self.reload(),
+                _ = config_poll.tick() => {
+                    if self.config_file_changed() {
+                        info!(path = %self.config_path.display(), "configuration file changed");
+                        self.reload();
+                    }
+                }
                 _ = rescan.tick() => self.rescan_interfaces(),
                 _ = rejoin.tick(), if cluster.is_some() => {
                     let absent = kubernetes::absent_peers(&self.cluster_view.peers, &self.live);
@@ -763,7 +779,27 @@ impl Speaker {
         self.report_owned();
     }
 
+    /// Whether the file's content differs from the one last loaded (a ConfigMap volume is
+    /// updated by swapping a symlink, so the content, not the mtime, is compared). An
+    /// unreadable file counts as unchanged: the swap may be under way.
+    fn config_file_changed(&mut self) -> bool {
+        match std::fs::read(&self.config_path) {
+            Ok(bytes) if bytes != self.config_bytes => {
+                self.config_bytes = bytes;
+                true
+            }
+            Ok(_) => false,
+            Err(error) => {
+                debug!(%error, "cannot read the configuration file; looking again later");
+                false
+            }
+        }
+    }
+
     fn reload(&mut self) {
+        if let Ok(bytes) = std::fs::read(&self.config_path) {
+            self.config_bytes = bytes;
+        }
         match Config::load(&self.config_path) {
             Err(error) => {
                 error!(%error, "configuration reload failed; keeping the last good configuration");

@@ -1,7 +1,8 @@
 //! The real speaker binary in static mode, alone, answering on no interface (`interfaces`
 //! names one that does not exist), on loopback: its `/metrics` passes `promtool check
 //! metrics`, OpenMetrics is served on request, and the probes listen on the health address
-//! while `/metrics` and `/vips` stay on the metrics address.
+//! while `/metrics` and `/vips` stay on the metrics address; an edit of its file (as the
+//! kubelet makes when a mounted ConfigMap changes) is picked up without a signal.
 
 use std::path::Path;
 use std::process::Command;
@@ -92,5 +93,36 @@ fn metrics_pass_promtool_and_probes_have_their_own_address() {
             "swimlb_speaker_gratuitous_sent_total{ip=\"2001:db8::c8\",protocol=\"ndp\"} 0",
         ],
         &[],
+    );
+}
+
+#[test]
+fn an_edited_config_file_is_reloaded_without_a_signal() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let speaker = start(dir.path());
+    let metrics = wait_for("the speaker's metrics address in its log", WAIT, || {
+        speaker.logged("serving /metrics", "address")
+    });
+    wait_for("both VIPs in /vips", WAIT, || {
+        let body = check::get(&metrics, "/vips", "*/*")?.body;
+        (body.lines().count() == 2).then_some(())
+    });
+    let config = dir.path().join("speaker.yaml");
+    let text = std::fs::read_to_string(&config).expect("config file");
+    // Replaced as a whole, as the kubelet swaps a ConfigMap volume's files.
+    let edited = dir.path().join("speaker.yaml.new");
+    std::fs::write(&edited, format!("{text}  - address: 192.0.2.201\n")).expect("edit");
+    std::fs::rename(&edited, &config).expect("swap the file");
+    let vips = wait_for("the added VIP in /vips", WAIT, || {
+        let body = check::get(&metrics, "/vips", "*/*")?.body;
+        body.contains("192.0.2.201 ").then_some(body)
+    });
+    assert_eq!(vips.lines().count(), 3, "{vips}");
+    let text = check::get(&metrics, "/metrics", "text/plain")
+        .expect("GET /metrics")
+        .body;
+    assert!(
+        text.contains("swimlb_speaker_config_reloads_total{result=\"ok\"} 1"),
+        "{text}"
     );
 }
