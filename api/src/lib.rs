@@ -5,11 +5,13 @@
 mod advertisement;
 pub mod annotations;
 mod class;
+pub mod client;
 mod pool;
 mod selector;
 
 pub use advertisement::{Advertisement, AdvertisementError, L2Advertisement, L2AdvertisementSpec};
 pub use class::ClassFilter;
+pub use client::Agent;
 pub use selector::Selector;
 
 pub use pool::{

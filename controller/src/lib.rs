@@ -11,3 +11,7 @@ pub mod kubernetes;
 pub mod metrics;
 pub mod service;
 pub mod state;
+
+/// The controller as the API server sees it: field manager `swimlb-controller`.
+pub const AGENT: swimlb_api::Agent =
+    swimlb_api::Agent::new("swimlb-controller", env!("CARGO_PKG_VERSION"));

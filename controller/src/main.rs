@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{ArgAction, Parser, ValueEnum};
 use kube::Client;
 use prometheus_client::registry::Registry;
+use swimlb_controller::AGENT;
 use swimlb_controller::http::{self, HttpState};
 use swimlb_controller::kubernetes::leader::{LeaderElector, LeaseTimings};
 use swimlb_controller::kubernetes::{Reconciler, Settings};
@@ -134,8 +135,11 @@ async fn main() -> anyhow::Result<()> {
         .instrument(info_span!("http")),
     );
 
-    let client = Client::try_default()
+    let kube_config = kube::Config::infer()
         .await
+        .context("connecting to the API server")?;
+    let client = AGENT
+        .client(kube_config)
         .context("connecting to the API server")?;
     let settings = Settings {
         config_namespace: args.namespace.clone(),
@@ -144,7 +148,7 @@ async fn main() -> anyhow::Result<()> {
             class: args.load_balancer_class.clone(),
             include_unset: args.serve_unset_class,
         },
-        controller_name: "swimlb-controller".to_owned(),
+        controller_name: AGENT.name().to_owned(),
         identity: identity.clone(),
     };
     let shutdown = CancellationToken::new();

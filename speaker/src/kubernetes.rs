@@ -116,8 +116,8 @@ pub enum KubernetesError {
         path: PathBuf,
         source: kube::config::KubeconfigError,
     },
-    #[error("cannot build a Kubernetes client: {0}")]
-    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Client(#[from] swimlb_api::client::ClientError),
     #[error("cannot find the Kubernetes configuration: {0}")]
     Infer(#[from] kube::config::InferConfigError),
 }
@@ -166,7 +166,7 @@ async fn client(config: &KubernetesConfig) -> Result<Client, KubernetesError> {
         }
         None => kube::Config::infer().await?,
     };
-    Ok(Client::try_from(client_config)?)
+    Ok(crate::AGENT.client(client_config)?)
 }
 
 /// The VIPs this node owns, as the runtime reports them to the Kubernetes edge for Events.
@@ -191,7 +191,7 @@ pub async fn start(
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
-            controller: "swimlb-speaker".to_owned(),
+            controller: crate::AGENT.name().to_owned(),
             instance: Some(node_name.clone()),
         },
     );

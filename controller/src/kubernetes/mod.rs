@@ -16,7 +16,7 @@ use futures::stream::{BoxStream, SelectAll};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{ListParams, Patch};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
@@ -559,7 +559,7 @@ impl Reconciler {
         match api
             .patch_status(
                 &service.name_any(),
-                &PatchParams::default(),
+                &crate::AGENT.patch_params(),
                 &Patch::Merge(patch),
             )
             .await
@@ -771,7 +771,7 @@ impl Reconciler {
             let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &key.0);
             let patch = json!({ "status": desired });
             match api
-                .patch_status(&key.1, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch_status(&key.1, &crate::AGENT.patch_params(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => {
