@@ -5,16 +5,21 @@
 mod advertisement;
 pub mod annotations;
 mod class;
+pub mod client;
+pub mod discovery;
 mod pool;
 mod selector;
 mod status;
+pub mod store;
 
 pub use advertisement::{Advertisement, AdvertisementError, L2Advertisement, L2AdvertisementSpec};
 pub use class::ClassFilter;
+pub use client::Agent;
 pub use selector::Selector;
 pub use status::{
     STATUS_NODE_LABEL, STATUS_SERVICE_LABEL, ServiceL2Status, ServiceL2StatusSpec, status_name,
 };
+pub use store::{Applied, ObjectKey, Relist, Store};
 
 pub use pool::{
     IPAddressPool, IPAddressPoolSpec, IPAddressPoolStatus, POOL_CONDITION_VALID, ServiceAllocation,

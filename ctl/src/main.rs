@@ -65,6 +65,9 @@ enum Output {
     Yaml,
 }
 
+/// Who swimlbctl says it is to the API server.
+const AGENT: swimlb_api::Agent = swimlb_api::Agent::new("swimlbctl", env!("CARGO_PKG_VERSION"));
+
 /// The cluster's status report, read with a client built as kubectl would.
 fn cluster_status(namespace: &str, kubeconfig: Option<&PathBuf>) -> Result<status::StatusReport> {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -82,7 +85,7 @@ fn cluster_status(namespace: &str, kubeconfig: Option<&PathBuf>) -> Result<statu
                 .await
                 .context("cannot find a kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?,
         };
-        let client = kube::Client::try_from(config)?;
+        let client = AGENT.client(config)?;
         status::read_cluster(&client, namespace)
             .await
             .context("cannot read the cluster")

@@ -30,7 +30,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 use swimlb_api::annotations::DEFAULT_LOAD_BALANCER_CLASS;
-use swimlb_api::{Advertisement, IPAddressPool, L2Advertisement};
+use swimlb_api::discovery::serves;
+use swimlb_api::{Advertisement, IPAddressPool, L2Advertisement, Store};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -117,8 +118,8 @@ pub enum KubernetesError {
         path: PathBuf,
         source: kube::config::KubeconfigError,
     },
-    #[error("cannot build a Kubernetes client: {0}")]
-    Client(#[from] kube::Error),
+    #[error(transparent)]
+    Client(#[from] swimlb_api::client::ClientError),
     #[error("cannot find the Kubernetes configuration: {0}")]
     Infer(#[from] kube::config::InferConfigError),
 }
@@ -167,7 +168,7 @@ async fn client(config: &KubernetesConfig) -> Result<Client, KubernetesError> {
         }
         None => kube::Config::infer().await?,
     };
-    Ok(Client::try_from(client_config)?)
+    Ok(crate::AGENT.client(client_config)?)
 }
 
 /// The VIPs this node owns, as the runtime reports them to the Kubernetes edge for Events
@@ -194,7 +195,7 @@ pub async fn start(
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
-            controller: "swimlb-speaker".to_owned(),
+            controller: crate::AGENT.name().to_owned(),
             instance: Some(node_name.clone()),
         },
     );
@@ -274,58 +275,6 @@ where
             Err(error) => Input::WatchError(kind, error),
         })
         .boxed()
-}
-
-/// The objects of one kind, as last fully listed and then updated by watch events.
-struct Store<K> {
-    objects: BTreeMap<(String, String), K>,
-    /// Objects of a re-list in progress; they replace `objects` when it completes.
-    relist: Option<BTreeMap<(String, String), K>>,
-    synced: bool,
-}
-
-impl<K> Default for Store<K> {
-    fn default() -> Self {
-        Self {
-            objects: BTreeMap::new(),
-            relist: None,
-            synced: false,
-        }
-    }
-}
-
-impl<K: ResourceExt> Store<K> {
-    fn key(object: &K) -> (String, String) {
-        (object.namespace().unwrap_or_default(), object.name_any())
-    }
-
-    /// Applies a watch event; true when `objects` changed.
-    fn apply(&mut self, event: WatchEvent<K>) -> bool {
-        match event {
-            WatchEvent::Init => {
-                self.relist = Some(BTreeMap::new());
-                false
-            }
-            WatchEvent::InitApply(object) => {
-                self.relist
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(Self::key(&object), object);
-                false
-            }
-            WatchEvent::InitDone => {
-                if let Some(listed) = self.relist.take() {
-                    self.objects = listed;
-                }
-                self.synced = true;
-                true
-            }
-            WatchEvent::Apply(object) => {
-                self.objects.insert(Self::key(&object), object);
-                true
-            }
-            WatchEvent::Delete(object) => self.objects.remove(&Self::key(&object)).is_some(),
-        }
-    }
 }
 
 struct ClusterWatcher {
@@ -421,13 +370,13 @@ impl ClusterWatcher {
                 input = streams.next() => {
                     let Some(input) = input else { break };
                     let changed = match input {
-                        Input::Service(event) => self.services.apply(*event),
-                        Input::Node(event) => self.nodes.apply(*event),
-                        Input::Slice(event) => self.slices.apply(*event),
-                        Input::BetaSlice(event) => self.beta_slices.apply(*event),
-                        Input::Pool(event) => self.pools.apply(*event),
+                        Input::Service(event) => self.services.apply(*event).any(),
+                        Input::Node(event) => self.nodes.apply(*event).any(),
+                        Input::Slice(event) => self.slices.apply(*event).any(),
+                        Input::BetaSlice(event) => self.beta_slices.apply(*event).any(),
+                        Input::Pool(event) => self.pools.apply(*event).any(),
                         Input::Advertisement(event) => {
-                            let changed = self.advertisements.apply(*event);
+                            let changed = self.advertisements.apply(*event).any();
                             if changed {
                                 self.refresh_advertisements();
                             }
@@ -458,16 +407,16 @@ impl ClusterWatcher {
     fn synced(&self) -> bool {
         let slices_synced = match self.slice_api {
             None => false,
-            Some(SliceApi::V1) => self.slices.synced,
-            Some(SliceApi::V1beta1) => self.beta_slices.synced,
+            Some(SliceApi::V1) => self.slices.synced(),
+            Some(SliceApi::V1beta1) => self.beta_slices.synced(),
             Some(SliceApi::Neither) => true,
         };
         let advertisements_synced = match self.advertisements_served {
             None => false,
-            Some(true) => self.pools.synced && self.advertisements.synced,
+            Some(true) => self.pools.synced() && self.advertisements.synced(),
             Some(false) => true,
         };
-        self.services.synced && self.nodes.synced && slices_synced && advertisements_synced
+        self.services.synced() && self.nodes.synced() && slices_synced && advertisements_synced
     }
 
     /// Parses the advertisements again after a change; one that does not parse is logged
@@ -475,7 +424,7 @@ impl ClusterWatcher {
     /// had one.
     fn refresh_advertisements(&mut self) {
         let mut valid = BTreeMap::new();
-        for (key, object) in &self.advertisements.objects {
+        for (key, object) in self.advertisements.objects() {
             match Advertisement::parse(&object.spec) {
                 Ok(advertisement) => {
                     self.rejected.remove(key);
@@ -498,7 +447,7 @@ impl ClusterWatcher {
             }
         }
         self.rejected
-            .retain(|key, _| self.advertisements.objects.contains_key(key));
+            .retain(|key, _| self.advertisements.objects().contains_key(key));
         self.valid_advertisements = valid;
     }
 
@@ -510,7 +459,7 @@ impl ClusterWatcher {
         Advertising::Known {
             pools: self
                 .pools
-                .objects
+                .objects()
                 .values()
                 .map(|pool| (pool.name_any(), pool.labels().clone()))
                 .collect(),
@@ -525,17 +474,17 @@ impl ClusterWatcher {
         self.rules.advertising = self.advertising();
         let converted: Vec<EndpointSlice> = self
             .beta_slices
-            .objects
+            .objects()
             .values()
             .map(placement::slice_from_v1beta1)
             .collect();
         let placement = placement::placement(
-            self.services.objects.values(),
-            self.nodes.objects.values(),
-            self.slices.objects.values().chain(&converted),
+            self.services.objects().values(),
+            self.nodes.objects().values(),
+            self.slices.objects().values().chain(&converted),
             &self.rules,
         );
-        let peers = placement::internal_ips(self.nodes.objects.values())
+        let peers = placement::internal_ips(self.nodes.objects().values())
             .into_iter()
             .filter(|(name, _)| *name != self.node_name)
             .map(|(name, ip)| (name, SocketAddr::new(ip, self.gossip_port)))
@@ -601,9 +550,11 @@ impl ClusterWatcher {
             }))
             .collect::<Vec<_>>();
         for (vip, type_, reason, note) in notes {
-            for service in
-                placement::services_with_vip(self.services.objects.values(), vip, &self.rules.class)
-            {
+            for service in placement::services_with_vip(
+                self.services.objects().values(),
+                vip,
+                &self.rules.class,
+            ) {
                 let event = Event {
                     type_,
                     reason: reason.to_owned(),
@@ -634,7 +585,7 @@ impl ClusterWatcher {
                 continue;
             }
             let services = placement::services_with_vip(
-                self.services.objects.values(),
+                self.services.objects().values(),
                 *vip,
                 &self.rules.class,
             );
@@ -762,49 +713,9 @@ async fn advertisements_served(client: Client) -> bool {
     }
 }
 
-/// Whether `group_version` lists `resource`; a version that is not served is `false`.
-async fn serves(client: &Client, group_version: &str, resource: &str) -> Result<bool, kube::Error> {
-    match client.list_api_group_resources(group_version).await {
-        Ok(list) => Ok(list.resources.iter().any(|r| r.name == resource)),
-        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
-        Err(error) => Err(error),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn node(name: &str) -> Node {
-        let mut node = Node::default();
-        node.metadata.name = Some(name.to_owned());
-        node
-    }
-
-    fn names(store: &Store<Node>) -> Vec<String> {
-        store.objects.keys().map(|(_, name)| name.clone()).collect()
-    }
-
-    #[test]
-    fn a_relist_replaces_the_objects_only_when_complete() {
-        let mut store = Store::default();
-        store.apply(WatchEvent::Init);
-        store.apply(WatchEvent::InitApply(node("a")));
-        store.apply(WatchEvent::InitApply(node("b")));
-        assert!(!store.synced);
-        assert!(store.apply(WatchEvent::InitDone));
-        assert_eq!(names(&store), ["a", "b"]);
-        // A watch error restarts the list: until it completes, the old objects stay.
-        store.apply(WatchEvent::Init);
-        store.apply(WatchEvent::InitApply(node("b")));
-        assert_eq!(names(&store), ["a", "b"]);
-        store.apply(WatchEvent::InitDone);
-        assert_eq!(names(&store), ["b"]);
-        assert!(store.apply(WatchEvent::Delete(node("b"))));
-        assert!(!store.apply(WatchEvent::Delete(node("b"))));
-        assert!(store.apply(WatchEvent::Apply(node("c"))));
-        assert_eq!(names(&store), ["c"]);
-    }
 
     #[test]
     fn the_section_has_defaults_and_rejects_unknown_fields() {

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch};
 use kube::{Api, Client, Resource, ResourceExt};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -14,9 +14,6 @@ use swimlb_api::{
 };
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
-
-/// The field manager of the speakers' status writes.
-pub const FIELD_MANAGER: &str = "swimlb-speaker";
 
 /// How many status writes may wait for the API server; beyond this they are dropped and
 /// counted (the next ownership change writes again).
@@ -80,7 +77,7 @@ pub fn status_object(
 /// Performs queued writes one at a time until the watcher is gone. A failed write is logged;
 /// the next ownership change writes again.
 pub async fn write_statuses(client: Client, mut queue: mpsc::Receiver<StatusWrite>) {
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    let apply = crate::AGENT.apply_params();
     while let Some(write) = queue.recv().await {
         match write {
             StatusWrite::Apply(status) => {

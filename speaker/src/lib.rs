@@ -23,4 +23,8 @@ pub mod packet;
 pub mod placement;
 pub mod runtime;
 
+/// The speaker as the API server sees it: field manager `swimlb-speaker`.
+pub const AGENT: swimlb_api::Agent =
+    swimlb_api::Agent::new("swimlb-speaker", env!("CARGO_PKG_VERSION"));
+
 pub use swimlb_speaker_core::{announce, fence, flap, ownership, startup};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use kube::{Api, Client};
 use tokio::time::Instant;
 
@@ -91,7 +91,7 @@ impl LeaderElector {
                 },
                 spec: Some(self.our_spec(0, None)),
             };
-            return match self.api.create(&PostParams::default(), &lease).await {
+            return match self.api.create(&crate::AGENT.post_params(), &lease).await {
                 Ok(_) => Ok(true),
                 Err(e) if is_conflict(&e) => Ok(false),
                 Err(e) => Err(e),
@@ -126,7 +126,7 @@ impl LeaderElector {
         // `lease` carries the resourceVersion we read: a concurrent writer makes this conflict.
         match self
             .api
-            .replace(&self.name, &PostParams::default(), &lease)
+            .replace(&self.name, &crate::AGENT.post_params(), &lease)
             .await
         {
             Ok(written) => {
@@ -162,7 +162,7 @@ impl LeaderElector {
         spec.renew_time = Some(MicroTime(Timestamp::now()));
         match self
             .api
-            .replace(&self.name, &PostParams::default(), &lease)
+            .replace(&self.name, &crate::AGENT.post_params(), &lease)
             .await
         {
             Ok(_) => Ok(()),

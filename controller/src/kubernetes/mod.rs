@@ -16,13 +16,16 @@ use futures::stream::{BoxStream, SelectAll};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::Patch;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
-use swimlb_api::{IPAddressPool, IPAddressPoolStatus, POOL_CONDITION_VALID, annotations};
+use swimlb_api::discovery::serves_kind;
+use swimlb_api::{
+    IPAddressPool, IPAddressPoolStatus, POOL_CONDITION_VALID, Relist, Store, annotations,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -80,73 +83,6 @@ where
         .boxed()
 }
 
-/// A local copy of one watched kind, with the bookkeeping of the watcher's re-lists.
-struct Store<K> {
-    objects: BTreeMap<(String, String), K>,
-    /// Keys seen since the current re-list began; `None` outside a re-list.
-    relisting: Option<BTreeSet<(String, String)>>,
-    synced: bool,
-}
-
-impl<K: ResourceExt> Store<K> {
-    fn new() -> Self {
-        Self {
-            objects: BTreeMap::new(),
-            relisting: None,
-            synced: false,
-        }
-    }
-
-    fn key(object: &K) -> (String, String) {
-        (object.namespace().unwrap_or_default(), object.name_any())
-    }
-
-    /// Applies a watch event. Returns the keys that changed (deleted ones are absent from
-    /// `objects` afterwards).
-    fn apply(&mut self, event: WatchEvent<K>) -> Vec<(String, String)> {
-        match event {
-            WatchEvent::Init => {
-                self.relisting = Some(BTreeSet::new());
-                Vec::new()
-            }
-            WatchEvent::InitApply(object) => {
-                let key = Self::key(&object);
-                if let Some(seen) = &mut self.relisting {
-                    seen.insert(key.clone());
-                }
-                self.objects.insert(key.clone(), object);
-                vec![key]
-            }
-            WatchEvent::InitDone => {
-                self.synced = true;
-                let Some(seen) = self.relisting.take() else {
-                    return Vec::new();
-                };
-                let gone: Vec<_> = self
-                    .objects
-                    .keys()
-                    .filter(|k| !seen.contains(*k))
-                    .cloned()
-                    .collect();
-                for key in &gone {
-                    self.objects.remove(key);
-                }
-                gone
-            }
-            WatchEvent::Apply(object) => {
-                let key = Self::key(&object);
-                self.objects.insert(key.clone(), object);
-                vec![key]
-            }
-            WatchEvent::Delete(object) => {
-                let key = Self::key(&object);
-                self.objects.remove(&key);
-                vec![key]
-            }
-        }
-    }
-}
-
 fn created_seconds(meta: &kube::api::ObjectMeta) -> i64 {
     meta.creation_timestamp
         .as_ref()
@@ -195,10 +131,10 @@ impl Reconciler {
             settings,
             recorder,
             metrics,
-            services: Store::new(),
-            namespaces: Store::new(),
-            config_maps: Store::new(),
-            pools: Store::new(),
+            services: Store::new(Relist::AsListed),
+            namespaces: Store::new(Relist::AsListed),
+            config_maps: Store::new(Relist::AsListed),
+            pools: Store::new(Relist::AsListed),
             pools_installed: true,
             config_map_pools: Vec::new(),
             started: false,
@@ -221,12 +157,12 @@ impl Reconciler {
         let pool_api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &namespace);
         // Whether the CRD is installed decides which watches to run; retry until the API answers.
         loop {
-            match pool_api.list(&ListParams::default().limit(1)).await {
-                Ok(_) => break,
-                Err(kube::Error::Api(status)) if status.code == 404 => {
+            match serves_kind::<IPAddressPool>(&self.client).await {
+                Ok(true) => break,
+                Ok(false) => {
                     warn!("the IPAddressPool resource is not installed; using the ConfigMap only");
                     self.pools_installed = false;
-                    self.pools.synced = true;
+                    self.pools.mark_synced();
                     break;
                 }
                 Err(e) => {
@@ -289,10 +225,10 @@ impl Reconciler {
     }
 
     fn all_synced(&self) -> bool {
-        self.services.synced
-            && self.namespaces.synced
-            && self.config_maps.synced
-            && self.pools.synced
+        self.services.synced()
+            && self.namespaces.synced()
+            && self.config_maps.synced()
+            && self.pools.synced()
     }
 
     async fn handle(&mut self, input: Input) {
@@ -307,14 +243,14 @@ impl Reconciler {
                     .inc();
             }
             Input::Service(event) => {
-                let changed = self.services.apply(*event);
+                let changed = self.services.apply(*event).changed;
                 if !self.started {
                     return;
                 }
                 let mut released = false;
                 for (namespace, name) in changed {
                     let key = ServiceKey::new(namespace.clone(), name.clone());
-                    if self.services.objects.contains_key(&(namespace, name)) {
+                    if self.services.objects().contains_key(&(namespace, name)) {
                         released |= self.reconcile_service(&key).await;
                     } else {
                         released |= self.forget_service(&key);
@@ -325,13 +261,13 @@ impl Reconciler {
                 }
             }
             Input::Namespace(event) => {
-                let changed = self.namespaces.apply(event);
+                let changed = self.namespaces.apply(event).changed;
                 if self.started && !changed.is_empty() {
                     self.retry_pending().await;
                 }
             }
             Input::ConfigMap(event) => {
-                let changed = self.config_maps.apply(event);
+                let changed = self.config_maps.apply(event).changed;
                 if !changed.is_empty() {
                     self.read_config_map().await;
                     if self.started {
@@ -340,7 +276,7 @@ impl Reconciler {
                 }
             }
             Input::Pool(event) => {
-                let changed = self.pools.apply(event);
+                let changed = self.pools.apply(event).changed;
                 if self.started && !changed.is_empty() {
                     self.apply_pools().await;
                 }
@@ -355,7 +291,7 @@ impl Reconciler {
         self.apply_pools_quietly().await;
         let mut requests: Vec<(i64, ServiceRequest)> = self
             .services
-            .objects
+            .objects()
             .values()
             .map(|s| (created_seconds(&s.metadata), self.request_for(s)))
             .collect();
@@ -383,7 +319,7 @@ impl Reconciler {
         let namespace = service.namespace().unwrap_or_default();
         let labels = self
             .namespaces
-            .objects
+            .objects()
             .get(&(String::new(), namespace))
             .and_then(|n| n.metadata.labels.as_ref())
             .unwrap_or(&empty);
@@ -394,7 +330,7 @@ impl Reconciler {
     async fn reconcile_service(&mut self, key: &ServiceKey) -> bool {
         let Some(service) = self
             .services
-            .objects
+            .objects()
             .get(&(key.namespace.clone(), key.name.clone()))
         else {
             return false;
@@ -420,7 +356,7 @@ impl Reconciler {
             .iter()
             .filter_map(|k| {
                 self.services
-                    .objects
+                    .objects()
                     .get(&(k.namespace.clone(), k.name.clone()))
                     .map(|s| (created_seconds(&s.metadata), k.clone()))
             })
@@ -436,7 +372,7 @@ impl Reconciler {
     async fn reconcile_request(&mut self, request: ServiceRequest) -> bool {
         let Some(service) = self
             .services
-            .objects
+            .objects()
             .get(&(request.key.namespace.clone(), request.key.name.clone()))
             .cloned()
         else {
@@ -559,7 +495,7 @@ impl Reconciler {
         match api
             .patch_status(
                 &service.name_any(),
-                &PatchParams::default(),
+                &crate::AGENT.patch_params(),
                 &Patch::Merge(patch),
             )
             .await
@@ -600,7 +536,7 @@ impl Reconciler {
             self.settings.config_namespace.clone(),
             self.settings.config_map.clone(),
         );
-        let Some(config_map) = self.config_maps.objects.get(&key).cloned() else {
+        let Some(config_map) = self.config_maps.objects().get(&key).cloned() else {
             self.config_map_pools.clear();
             self.reported_config_map_error = None;
             return;
@@ -632,7 +568,7 @@ impl Reconciler {
     }
 
     fn declarations(&self) -> Vec<PoolDeclaration> {
-        let resources = self.pools.objects.values().map(|pool| {
+        let resources = self.pools.objects().values().map(|pool| {
             PoolDeclaration::from_resource(
                 &pool.namespace().unwrap_or_default(),
                 &pool.name_any(),
@@ -684,7 +620,7 @@ impl Reconciler {
                 PoolOrigin::Resource { namespace, name } => {
                     if let Some(object) = self
                         .pools
-                        .objects
+                        .objects()
                         .get(&(namespace.clone(), name.clone()))
                         .cloned()
                     {
@@ -697,7 +633,7 @@ impl Reconciler {
                 } => {
                     if let Some(object) = self
                         .config_maps
-                        .objects
+                        .objects()
                         .get(&(namespace.clone(), name.clone()))
                         .cloned()
                     {
@@ -716,7 +652,7 @@ impl Reconciler {
             return;
         }
         let pools = self.state.pools().clone();
-        let objects: Vec<IPAddressPool> = self.pools.objects.values().cloned().collect();
+        let objects: Vec<IPAddressPool> = self.pools.objects().values().cloned().collect();
         for object in objects {
             let key = (object.namespace().unwrap_or_default(), object.name_any());
             let Some(pool) = pools.iter().chain(pools.shadowed()).find(|p| {
@@ -771,7 +707,7 @@ impl Reconciler {
             let api: Api<IPAddressPool> = Api::namespaced(self.client.clone(), &key.0);
             let patch = json!({ "status": desired });
             match api
-                .patch_status(&key.1, &PatchParams::default(), &Patch::Merge(&patch))
+                .patch_status(&key.1, &crate::AGENT.patch_params(), &Patch::Merge(&patch))
                 .await
             {
                 Ok(_) => {
@@ -783,7 +719,7 @@ impl Reconciler {
                 }
             }
         }
-        let live: BTreeSet<_> = self.pools.objects.keys().cloned().collect();
+        let live: BTreeSet<_> = self.pools.objects().keys().cloned().collect();
         self.written_pool_status.retain(|k, _| live.contains(k));
     }
 
@@ -825,53 +761,5 @@ impl Reconciler {
         metrics
             .services_pending
             .set(i64::try_from(self.pending.len()).unwrap_or(i64::MAX));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use kube::api::ObjectMeta;
-
-    fn config_map(name: &str) -> ConfigMap {
-        ConfigMap {
-            metadata: ObjectMeta {
-                namespace: Some("ns".to_owned()),
-                name: Some(name.to_owned()),
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-    }
-
-    fn key(name: &str) -> (String, String) {
-        ("ns".to_owned(), name.to_owned())
-    }
-
-    #[test]
-    fn relist_reports_objects_deleted_while_disconnected() {
-        let mut store: Store<ConfigMap> = Store::new();
-        assert!(store.apply(WatchEvent::Init).is_empty());
-        assert_eq!(
-            store.apply(WatchEvent::InitApply(config_map("a"))),
-            vec![key("a")]
-        );
-        store.apply(WatchEvent::InitApply(config_map("b")));
-        assert!(!store.synced);
-        assert!(store.apply(WatchEvent::InitDone).is_empty());
-        assert!(store.synced);
-        // A new watch after a disconnect lists only "b": "a" is gone.
-        store.apply(WatchEvent::Init);
-        store.apply(WatchEvent::InitApply(config_map("b")));
-        assert_eq!(store.apply(WatchEvent::InitDone), vec![key("a")]);
-        assert_eq!(
-            store.objects.keys().cloned().collect::<Vec<_>>(),
-            vec![key("b")]
-        );
-        assert_eq!(
-            store.apply(WatchEvent::Delete(config_map("b"))),
-            vec![key("b")]
-        );
-        assert!(store.objects.is_empty());
     }
 }

@@ -2,16 +2,24 @@
 //! ConfigMap, parsed and merged into one view. Every semantic error names the pool and the
 //! offending value; a pool with errors stays in the view (so its status can say why) but serves
 //! no new allocation.
+//!
+//! This module holds the pools, their errors and the merge ([`PoolSet`]); [`parse_configmap`]
+//! reads the legacy ConfigMap and [`parse_addresses`] one `addresses` entry.
+
+mod addresses;
+mod configmap;
+
+pub use addresses::parse_addresses;
+pub use configmap::{CONFIGMAP_KEY, ConfigMapError, LegacyConfig, LegacyPool, parse_configmap};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use serde::Deserialize;
 use swimlb_api::{IPAddressPoolSpec, Selector};
 
-use crate::allocator::{AddressRange, MAX_AVOIDED_BLOCKS, RangeError, avoided_blocks};
+use crate::allocator::{AddressRange, MAX_AVOIDED_BLOCKS, avoided_blocks};
 
 /// Where a pool was declared.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -77,15 +85,6 @@ pub enum PoolError {
          to more than {max} blocks in all"
     )]
     TooManyAvoidedBlocks { blocks: u128, max: u128 },
-}
-
-/// Why a whole ConfigMap could not be read (its pools are then unknown).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigMapError {
-    #[error("ConfigMap has no {key:?} key")]
-    MissingKey { key: String },
-    #[error("ConfigMap key {key:?} is not valid YAML for address-pools: {reason}")]
-    Yaml { key: String, reason: String },
 }
 
 /// Which Services a pool serves, and its rank.
@@ -190,146 +189,6 @@ impl PoolDeclaration {
             errors,
         }
     }
-}
-
-/// The legacy ConfigMap document (`config` key), as MetalLB defined it.
-#[derive(Debug, Deserialize)]
-pub struct LegacyConfig {
-    #[serde(default, rename = "address-pools")]
-    pub address_pools: Vec<LegacyPool>,
-    /// Every other key (MetalLB's `peers`, `bgp-communities`, ...): swimlb ignores them, and
-    /// `swimlbctl migrate-metallb` lists them.
-    #[serde(flatten)]
-    pub rest: BTreeMap<String, serde_json::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LegacyPool {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub protocol: Option<String>,
-    #[serde(default)]
-    pub addresses: Vec<String>,
-    #[serde(default, rename = "auto-assign")]
-    pub auto_assign: Option<bool>,
-    #[serde(default, rename = "avoid-buggy-ips")]
-    pub avoid_buggy_ips: Option<bool>,
-    /// Fields swimlb does not know (MetalLB's `bgp-advertisements`, ...).
-    #[serde(flatten)]
-    pub rest: BTreeMap<String, serde_json::Value>,
-}
-
-/// The ConfigMap key holding the legacy document.
-pub const CONFIGMAP_KEY: &str = "config";
-
-/// Reads the pools of a legacy ConfigMap from its `data`.
-pub fn parse_configmap(
-    namespace: &str,
-    name: &str,
-    created: i64,
-    data: &BTreeMap<String, String>,
-) -> Result<Vec<PoolDeclaration>, ConfigMapError> {
-    let text = data
-        .get(CONFIGMAP_KEY)
-        .ok_or_else(|| ConfigMapError::MissingKey {
-            key: CONFIGMAP_KEY.to_owned(),
-        })?;
-    // An empty document means no pools.
-    if text.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    let config: LegacyConfig = serde_saphyr::from_str(text).map_err(|e| ConfigMapError::Yaml {
-        key: CONFIGMAP_KEY.to_owned(),
-        reason: e.to_string(),
-    })?;
-    Ok(config
-        .address_pools
-        .into_iter()
-        .enumerate()
-        .map(|(index, pool)| {
-            let mut errors = Vec::new();
-            match pool.protocol.as_deref().map(str::trim) {
-                Some("layer2") => {}
-                Some(other) => errors.push(PoolError::UnknownProtocol {
-                    protocol: other.to_owned(),
-                }),
-                None => errors.push(PoolError::MissingProtocol),
-            }
-            let pool_name = pool.name.unwrap_or_default();
-            if pool_name.trim().is_empty() {
-                errors.push(PoolError::MissingName);
-            }
-            PoolDeclaration {
-                name: if pool_name.trim().is_empty() {
-                    format!("{name}[{index}]")
-                } else {
-                    pool_name
-                },
-                origin: PoolOrigin::ConfigMap {
-                    namespace: namespace.to_owned(),
-                    name: name.to_owned(),
-                    index,
-                },
-                created,
-                addresses: pool.addresses,
-                auto_assign: pool.auto_assign.unwrap_or(true),
-                avoid_buggy_ips: pool.avoid_buggy_ips.unwrap_or(false),
-                allocation: None,
-                errors,
-            }
-        })
-        .collect())
-}
-
-/// Parses one `addresses` entry: a CIDR (host bits ignored) or an inclusive `first-last` range,
-/// whitespace allowed around the parts.
-pub fn parse_addresses(value: &str) -> Result<AddressRange, PoolError> {
-    let bad = |reason: String| PoolError::BadAddress {
-        value: value.to_owned(),
-        reason,
-    };
-    let text = value.trim();
-    if let Some((ip, prefix)) = text.split_once('/') {
-        let ip: IpAddr = ip
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("{:?} is not an IP address", ip.trim())))?;
-        let prefix: u8 = prefix
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("{:?} is not a prefix length", prefix.trim())))?;
-        return AddressRange::from_prefix(ip, prefix)
-            .ok_or_else(|| bad(format!("prefix length /{prefix} is too long for {ip}")));
-    }
-    if let Some((first, last)) = text.split_once('-') {
-        let first: IpAddr = first
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("{:?} is not an IP address", first.trim())))?;
-        let last: IpAddr = last
-            .trim()
-            .parse()
-            .map_err(|_| bad(format!("{:?} is not an IP address", last.trim())))?;
-        return AddressRange::new(first, last).map_err(|e| match e {
-            RangeError::MixedFamilies { .. } => PoolError::MixedFamilies {
-                value: value.to_owned(),
-            },
-            RangeError::StartAfterEnd { first, last } => PoolError::StartAfterEnd {
-                value: value.to_owned(),
-                first,
-                last,
-            },
-        });
-    }
-    if text.parse::<IpAddr>().is_ok() {
-        return Err(bad(format!(
-            "a single address needs a prefix length, such as {text}/32 or {text}/128"
-        )));
-    }
-    Err(bad(
-        "expected a CIDR such as 192.0.2.0/24 or a range such as 192.0.2.10-192.0.2.20".to_owned(),
-    ))
 }
 
 /// A pool in the merged view.
@@ -488,7 +347,7 @@ impl PoolSet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
     use proptest::prelude::*;
@@ -506,99 +365,10 @@ mod tests {
         )
     }
 
-    fn configmap(text: &str) -> Result<Vec<PoolDeclaration>, ConfigMapError> {
+    pub(super) fn configmap(text: &str) -> Result<Vec<PoolDeclaration>, ConfigMapError> {
         let mut data = BTreeMap::new();
         data.insert(CONFIGMAP_KEY.to_owned(), text.to_owned());
         parse_configmap("swimlb-system", "config", 0, &data)
-    }
-
-    #[test]
-    fn parses_cidrs_and_ranges_with_whitespace() {
-        let r = parse_addresses(" 192.0.2.30 - 192.0.2.49 ").expect("range");
-        assert_eq!(r.len(), 20);
-        let r = parse_addresses("198.51.100.0 / 24").expect("cidr");
-        assert_eq!(r.len(), 256);
-        let r = parse_addresses("2001:db8::/126").expect("v6 cidr");
-        assert_eq!(r.len(), 4);
-        let r = parse_addresses("2001:db8::10-2001:db8::1f").expect("v6 range");
-        assert_eq!(r.len(), 16);
-    }
-
-    #[test]
-    fn every_address_error_names_the_value() {
-        let cases = [
-            ("192.0.2.300/24", "\"192.0.2.300\" is not an IP address"),
-            ("192.0.2.0/33", "prefix length /33 is too long"),
-            ("192.0.2.0/x", "\"x\" is not a prefix length"),
-            ("192.0.2.1-nope", "\"nope\" is not an IP address"),
-            ("192.0.2.5", "needs a prefix length"),
-            ("garbage", "expected a CIDR"),
-        ];
-        for (value, reason) in cases {
-            let err = parse_addresses(value).expect_err(value);
-            let text = err.to_string();
-            assert!(text.contains(&format!("{value:?}")), "{text}");
-            assert!(text.contains(reason), "{text}");
-        }
-        let err = parse_addresses("192.0.2.9-192.0.2.1").expect_err("reversed");
-        assert!(matches!(err, PoolError::StartAfterEnd { .. }), "{err}");
-        assert!(err.to_string().contains("192.0.2.9-192.0.2.1"));
-        let err = parse_addresses("192.0.2.1-2001:db8::1").expect_err("mixed");
-        assert_eq!(
-            err,
-            PoolError::MixedFamilies {
-                value: "192.0.2.1-2001:db8::1".to_owned()
-            }
-        );
-    }
-
-    #[test]
-    fn legacy_configmap_seed_format() {
-        let pools = configmap(
-            "address-pools:\n- name: default\n  protocol: layer2\n  addresses:\n  - 192.0.2.30-192.0.2.49\n",
-        )
-        .expect("valid document");
-        assert_eq!(pools.len(), 1);
-        assert_eq!(pools[0].name, "default");
-        assert!(pools[0].errors.is_empty());
-        assert!(pools[0].auto_assign);
-        let set = PoolSet::build(pools);
-        let pool = set.get("default").expect("pool");
-        assert!(pool.is_valid());
-        assert!(pool.contains("192.0.2.49".parse().expect("ip")));
-    }
-
-    #[test]
-    fn legacy_configmap_flags_and_protocol_errors() {
-        let pools = configmap(
-            "address-pools:\n- name: a\n  protocol: layer2\n  auto-assign: false\n  avoid-buggy-ips: true\n  addresses: [192.0.2.0/28]\n- name: b\n  protocol: bgp\n  addresses: [198.51.100.0/28]\n- name: c\n  protocol: layer3\n  addresses: [203.0.113.0/28]\n- name: d\n  addresses: [203.0.113.16/28]\n- protocol: layer2\n  addresses: [203.0.113.32/28]\n",
-        )
-        .expect("valid document");
-        assert!(!pools[0].auto_assign);
-        assert!(pools[0].avoid_buggy_ips);
-        assert_eq!(
-            pools[1].errors,
-            vec![PoolError::UnknownProtocol {
-                protocol: "bgp".to_owned()
-            }]
-        );
-        assert!(pools[2].errors[0].to_string().contains("\"layer3\""));
-        assert_eq!(pools[3].errors, vec![PoolError::MissingProtocol]);
-        assert_eq!(pools[4].errors, vec![PoolError::MissingName]);
-    }
-
-    #[test]
-    fn configmap_document_errors() {
-        assert_eq!(
-            parse_configmap("ns", "cm", 0, &BTreeMap::new()),
-            Err(ConfigMapError::MissingKey {
-                key: "config".to_owned()
-            })
-        );
-        let err = configmap("address-pools: {not: a list").expect_err("bad yaml");
-        assert!(matches!(err, ConfigMapError::Yaml { .. }), "{err}");
-        assert_eq!(configmap("  \n").expect("empty"), Vec::new());
-        assert_eq!(configmap("peers: []\n").expect("no pools"), Vec::new());
     }
 
     #[test]
@@ -774,28 +544,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn ranges_round_trip(a in any::<u32>(), b in any::<u32>()) {
-            let (lo, hi) = (a.min(b), a.max(b));
-            let text = format!("{}-{}", Ipv4Addr::from(lo), Ipv4Addr::from(hi));
-            let range = parse_addresses(&text).expect("ordered range parses");
-            prop_assert_eq!(range.len(), u128::from(hi - lo) + 1);
-            if lo != hi {
-                let reversed = format!("{}-{}", Ipv4Addr::from(hi), Ipv4Addr::from(lo));
-                let is_start_after_end =
-                    matches!(parse_addresses(&reversed), Err(PoolError::StartAfterEnd { .. }));
-                prop_assert!(is_start_after_end);
-            }
-        }
-
-        #[test]
-        fn cidr_contains_its_address(a in any::<u32>(), len in 0u8..=32) {
-            let ip = Ipv4Addr::from(a);
-            let range = parse_addresses(&format!("{ip}/{len}")).expect("cidr parses");
-            prop_assert!(range.contains(IpAddr::V4(ip)));
-            prop_assert_eq!(range.len(), 1u128 << (32 - len));
-        }
-
         #[test]
         fn valid_pools_never_overlap(
             starts in proptest::collection::vec((0u32..200, 1u32..30), 1..8),

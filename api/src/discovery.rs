@@ -1,0 +1,89 @@
+//! Whether the API server serves a resource: the probe that decides which optional kinds
+//! (EndpointSlice versions, swimlb's custom resources) are watched at all.
+
+use kube::{Client, Resource};
+
+/// Whether `group_version` (`discovery.k8s.io/v1`, `swimlb.io/v1beta1`) lists `resource` (the
+/// plural, `endpointslices`); a version that is not served is `false`.
+pub async fn serves(
+    client: &Client,
+    group_version: &str,
+    resource: &str,
+) -> Result<bool, kube::Error> {
+    match client.list_api_group_resources(group_version).await {
+        Ok(list) => Ok(list.resources.iter().any(|r| r.name == resource)),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Whether the API server serves `K`, at the version it is compiled for.
+pub async fn serves_kind<K: Resource<DynamicType = ()>>(
+    client: &Client,
+) -> Result<bool, kube::Error> {
+    serves(client, &K::api_version(&()), &K::plural(&())).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{IPAddressPool, L2Advertisement};
+    use http::{Request, Response, StatusCode};
+    use kube::client::Body;
+
+    /// An API server that serves `swimlb.io/v1beta1` with IPAddressPools only, does not serve
+    /// `discovery.k8s.io/v1beta1`, and fails on anything else.
+    fn api_server() -> Client {
+        let service = tower::service_fn(|request: Request<Body>| async move {
+            let (status, body) = match request.uri().path() {
+                "/apis/swimlb.io/v1beta1" => (
+                    StatusCode::OK,
+                    r#"{"kind":"APIResourceList","apiVersion":"v1","groupVersion":"swimlb.io/v1beta1",
+                        "resources":[{"name":"ipaddresspools","singularName":"ipaddresspool",
+                        "namespaced":true,"kind":"IPAddressPool","verbs":["list"]}]}"#,
+                ),
+                "/apis/discovery.k8s.io/v1beta1" => (
+                    StatusCode::NOT_FOUND,
+                    r#"{"kind":"Status","apiVersion":"v1","status":"Failure",
+                        "reason":"NotFound","code":404}"#,
+                ),
+                _ => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    r#"{"kind":"Status","apiVersion":"v1","status":"Failure",
+                        "reason":"ServiceUnavailable","code":503}"#,
+                ),
+            };
+            Response::builder()
+                .status(status)
+                .body(Body::from(body.as_bytes().to_vec()))
+        });
+        Client::new(service, "default")
+    }
+
+    #[tokio::test]
+    async fn a_listed_resource_is_served_and_an_unlisted_one_is_not() {
+        let client = api_server();
+        assert!(
+            serves_kind::<IPAddressPool>(&client)
+                .await
+                .expect("an answer")
+        );
+        assert!(
+            !serves_kind::<L2Advertisement>(&client)
+                .await
+                .expect("an answer")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_version_not_served_is_false_and_other_errors_are_errors() {
+        let client = api_server();
+        let beta = serves(&client, "discovery.k8s.io/v1beta1", "endpointslices").await;
+        assert!(!beta.expect("an answer"));
+        assert!(
+            serves(&client, "discovery.k8s.io/v1", "endpointslices")
+                .await
+                .is_err()
+        );
+    }
+}
