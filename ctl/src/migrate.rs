@@ -88,10 +88,15 @@ pub fn migrate(documents: &[Document], namespace: &str) -> Migration {
                 pool.source, pool.name
             ));
         }
+        let mut metadata = json!({"name": pool.name, "namespace": namespace});
+        // Labels carry over: advertisements may select pools by them.
+        if !pool.labels.is_empty() {
+            metadata["labels"] = json!(pool.labels);
+        }
         migration.objects.push(json!({
             "apiVersion": format!("{}/v1beta1", swimlb_api::GROUP),
             "kind": "IPAddressPool",
-            "metadata": {"name": pool.name, "namespace": namespace},
+            "metadata": metadata,
             "spec": Value::Object(pool.spec.clone()),
         }));
     }
@@ -432,6 +437,9 @@ spec: {ipAddressPools: [bgp-only]}
             ]
         );
         assert_eq!(m.objects[0]["spec"]["serviceAllocation"]["priority"], 50);
+        // The label the `east` advertisement selects by is kept.
+        assert_eq!(m.objects[0]["metadata"]["labels"]["zone"], "east");
+        assert!(m.objects[1]["metadata"].get("labels").is_none());
         assert_eq!(m.objects[1]["spec"]["autoAssign"], false);
         // Node and interface restrictions carry over as they are.
         let pinned = &m.objects[3];
