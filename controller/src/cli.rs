@@ -43,6 +43,14 @@ pub struct Args {
     /// Seconds between acquisition attempts by a standby.
     #[arg(long, env = "SWIMLB_RETRY_INTERVAL_S", default_value_t = 2)]
     pub retry_interval_s: u64,
+    /// The Secret holding the speakers' gossip key file (key `key`), created in `--namespace`
+    /// with a new random key when absent and never overwritten; empty: never created.
+    #[arg(
+        long,
+        env = "SWIMLB_GOSSIP_KEY_SECRET",
+        default_value = "swimlb-gossip-key"
+    )]
+    pub gossip_key_secret: String,
     /// This replica's identity on the Lease and Events (the pod name).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,

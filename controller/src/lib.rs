@@ -8,6 +8,7 @@ pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod crd;
+pub mod gossip_key;
 pub mod http;
 pub mod kubernetes;
 pub mod metrics;

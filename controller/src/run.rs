@@ -75,6 +75,11 @@ pub async fn run(args: Args) -> Result<(), Error> {
 
     let kube_config = kube::Config::infer().await.map_err(Error::Infer)?;
     let client = AGENT.client(kube_config).map_err(Error::Client)?;
+    if !args.gossip_key_secret.is_empty() {
+        crate::gossip_key::ensure(client.clone(), &args.namespace, &args.gossip_key_secret)
+            .instrument(info_span!("gossip_key"))
+            .await;
+    }
     let settings = Settings {
         config_namespace: args.namespace.clone(),
         config_map: args.config_map.clone(),

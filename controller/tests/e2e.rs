@@ -754,3 +754,83 @@ fn service_allocation_prefers_matching_pools_by_namespace_labels() {
     assert_eq!(after, "198.51.100.120");
     assert_eq!(f.ingress("before"), "198.51.100.100");
 }
+
+/// The gossip key file in the Secret `swimlb-gossip-key` of `namespace`, once it exists.
+fn gossip_key(namespace: &str) -> String {
+    wait_for("the gossip key Secret", WAIT, || {
+        let out = support::try_kubectl(&[
+            "get",
+            "secret",
+            "swimlb-gossip-key",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.data.key}",
+        ])?;
+        let out = out.trim();
+        (!out.is_empty()).then(|| out.to_owned())
+    })
+}
+
+#[test]
+#[ignore = "needs a kube-apiserver: scripts/e2e-controller.sh"]
+fn the_gossip_key_secret_is_created_once_and_never_overwritten() {
+    let f = Fixture::new("gossip-key");
+    let controller = f.controller("first");
+    let created = gossip_key(&f.config_namespace);
+    let decoded = Command::new("base64")
+        .args(["-d"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(created.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("base64 runs");
+    let text = String::from_utf8(decoded.stdout).expect("utf-8");
+    swimlb_gossip::KeyRing::parse(&text).expect("a key file the speakers read");
+    controller.stop();
+
+    // A restart keeps the key; so does an operator's own key put in its place.
+    let controller = f.controller("second");
+    // It holds the Lease only after it looked at the Secret.
+    wait_for("the second controller to lead", WAIT, || {
+        (lease_holder(&f.config_namespace).as_deref() == Some("second")).then_some(())
+    });
+    assert_eq!(gossip_key(&f.config_namespace), created);
+    controller.stop();
+    kubectl(&[
+        "delete",
+        "secret",
+        "swimlb-gossip-key",
+        "-n",
+        &f.config_namespace,
+    ]);
+    let own = format!("7 {}\n", "cd".repeat(32));
+    kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "swimlb-gossip-key",
+        "-n",
+        &f.config_namespace,
+        &format!("--from-literal=key={own}"),
+    ]);
+    let before = gossip_key(&f.config_namespace);
+    let controller = f.controller("third");
+    wait_for("the third controller to lead", WAIT, || {
+        (lease_holder(&f.config_namespace).as_deref() == Some("third")).then_some(())
+    });
+    assert_eq!(
+        gossip_key(&f.config_namespace),
+        before,
+        "an existing key was overwritten"
+    );
+    controller.stop();
+}

@@ -422,7 +422,7 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
 /// `None` while it does not exist.
 fn l2_status(namespace: &str, vip: IpAddr) -> Option<(String, i64, String)> {
     let name = swimlb_api::status_name("web", vip);
-    let out = support::kubectl_status(&[
+    let out = support::try_kubectl(&[
         "get",
         "servicel2status",
         &name,

@@ -11,19 +11,6 @@ pub fn kubectl(args: &[&str]) -> String {
     kubectl_with_input(args, None)
 }
 
-/// Runs kubectl and returns its stdout, or `None` when it fails (an object that is not there).
-pub fn kubectl_status(args: &[&str]) -> Option<String> {
-    let output = Command::new("kubectl")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("kubectl runs");
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
 pub fn kubectl_with_input(args: &[&str], input: Option<&str>) -> String {
     let mut child = Command::new("kubectl")
         .args(args)
