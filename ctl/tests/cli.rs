@@ -90,3 +90,41 @@ fn the_shipped_pool_and_advertisement_examples_validate() {
         "{stdout}"
     );
 }
+
+/// kubectl finds `kubectl-swimlb` on PATH and runs it as `kubectl swimlb`.
+#[test]
+fn runs_as_a_kubectl_plugin() {
+    let Some(kubectl) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("kubectl"))
+            .find(|candidate| candidate.is_file())
+    }) else {
+        assert!(std::env::var("CI").is_err(), "kubectl is missing in CI");
+        eprintln!("kubectl not found: skipping the plugin check");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_swimlbctl"),
+        dir.path().join("kubectl-swimlb"),
+    )
+    .expect("symlink");
+    let path = std::env::join_paths(std::iter::once(dir.path().to_owned()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
+    .expect("PATH");
+    let example =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples/l2advertisement.yaml");
+    let out = Command::new(kubectl)
+        .args(["swimlb", "validate"])
+        .arg(&example)
+        .env("PATH", path)
+        .output()
+        .expect("kubectl runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("ok       L2Advertisement default"),
+        "{stdout}"
+    );
+}
