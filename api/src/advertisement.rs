@@ -88,30 +88,16 @@ impl Advertisement {
                 errors.push(AdvertisementError::EmptyPoolName { index });
             }
         }
-        let pool_selectors = spec
-            .ip_address_pool_selectors
-            .iter()
-            .enumerate()
-            .filter_map(|(index, s)| {
-                Selector::parse(s)
-                    .map_err(|reason| {
-                        errors.push(AdvertisementError::PoolSelector { index, reason })
-                    })
-                    .ok()
-            })
-            .collect();
-        let node_selectors = spec
-            .node_selectors
-            .iter()
-            .enumerate()
-            .filter_map(|(index, s)| {
-                Selector::parse(s)
-                    .map_err(|reason| {
-                        errors.push(AdvertisementError::NodeSelector { index, reason })
-                    })
-                    .ok()
-            })
-            .collect();
+        let pool_selectors = parse_selectors(
+            &spec.ip_address_pool_selectors,
+            |index, reason| AdvertisementError::PoolSelector { index, reason },
+            &mut errors,
+        );
+        let node_selectors = parse_selectors(
+            &spec.node_selectors,
+            |index, reason| AdvertisementError::NodeSelector { index, reason },
+            &mut errors,
+        );
         for (index, name) in spec.interfaces.iter().enumerate() {
             let valid = !name.is_empty()
                 && name.len() <= MAX_INTERFACE_NAME
@@ -145,6 +131,24 @@ impl Advertisement {
     pub fn selects_node(&self, labels: &BTreeMap<String, String>) -> bool {
         self.node_selectors.is_empty() || self.node_selectors.iter().any(|s| s.matches(labels))
     }
+}
+
+/// The selectors that parse; an error, made by `error` from the index and the reason, for
+/// each one that does not.
+fn parse_selectors(
+    selectors: &[LabelSelector],
+    error: impl Fn(usize, String) -> AdvertisementError,
+    errors: &mut Vec<AdvertisementError>,
+) -> Vec<Selector> {
+    selectors
+        .iter()
+        .enumerate()
+        .filter_map(|(index, s)| {
+            Selector::parse(s)
+                .map_err(|reason| errors.push(error(index, reason)))
+                .ok()
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -82,20 +82,22 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
+    /// A selector with one expression on key `a`.
+    fn expression(op: &str, values: Option<Vec<String>>) -> Result<Selector, String> {
+        Selector::parse(&LabelSelector {
+            match_labels: None,
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "a".to_owned(),
+                operator: op.to_owned(),
+                values,
+            }]),
+        })
+    }
+
     #[test]
     fn selector_operators() {
         let labels = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
-        let selector = |op: &str, values: Option<Vec<String>>| {
-            Selector::parse(&LabelSelector {
-                match_labels: None,
-                match_expressions: Some(vec![LabelSelectorRequirement {
-                    key: "a".to_owned(),
-                    operator: op.to_owned(),
-                    values,
-                }]),
-            })
-            .expect("valid selector")
-        };
+        let selector = |op: &str, values| expression(op, values).expect("valid selector");
         assert!(selector("Exists", None).matches(&labels));
         assert!(!selector("DoesNotExist", None).matches(&labels));
         assert!(!selector("NotIn", Some(vec!["1".to_owned()])).matches(&labels));
@@ -106,18 +108,8 @@ mod tests {
 
     #[test]
     fn bad_operators_and_values_are_errors() {
-        let parse = |op: &str, values: Option<Vec<String>>| {
-            Selector::parse(&LabelSelector {
-                match_labels: None,
-                match_expressions: Some(vec![LabelSelectorRequirement {
-                    key: "a".to_owned(),
-                    operator: op.to_owned(),
-                    values,
-                }]),
-            })
-        };
-        assert!(parse("In", None).is_err());
-        assert!(parse("Exists", Some(vec!["1".to_owned()])).is_err());
-        assert!(parse("Matches", None).is_err());
+        assert!(expression("In", None).is_err());
+        assert!(expression("Exists", Some(vec!["1".to_owned()])).is_err());
+        assert!(expression("Matches", None).is_err());
     }
 }

@@ -8,16 +8,8 @@ use swimlb_api::IPAddressPoolSpec;
 use swimlb_controller::config::PoolDeclaration;
 
 fuzz_target!(|data: &[u8]| {
-    let specs: Vec<IPAddressPoolSpec> = if data.first() == Some(&b'[') {
-        let Ok(specs) = serde_json::from_slice(data) else {
-            return;
-        };
-        specs
-    } else {
-        let Ok(spec) = serde_json::from_slice(data) else {
-            return;
-        };
-        vec![spec]
+    let Some(specs) = swimlb_fuzz::one_or_many::<IPAddressPoolSpec>(data) else {
+        return;
     };
     let mut declarations = Vec::new();
     for (i, spec) in specs.iter().enumerate() {

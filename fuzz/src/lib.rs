@@ -13,3 +13,13 @@ pub mod pools;
 pub fn text(data: &[u8]) -> Option<&str> {
     std::str::from_utf8(data).ok()
 }
+
+/// One JSON value of type `T`, or a JSON array of them: how the spec targets take several
+/// objects at once (pools that may overlap, advertisements that combine).
+pub fn one_or_many<T: serde::de::DeserializeOwned>(data: &[u8]) -> Option<Vec<T>> {
+    if data.first() == Some(&b'[') {
+        serde_json::from_slice(data).ok()
+    } else {
+        serde_json::from_slice(data).ok().map(|one| vec![one])
+    }
+}

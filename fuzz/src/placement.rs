@@ -20,7 +20,10 @@ impl Fixture {
             .expect("node fixture")
         };
         let nodes = vec![
-            node("node-a", serde_json::json!({"zone": "east", "role": "edge"})),
+            node(
+                "node-a",
+                serde_json::json!({"zone": "east", "role": "edge"}),
+            ),
             node("node-b", serde_json::json!({"zone": "west"})),
             node(
                 "node-c",
@@ -64,7 +67,10 @@ impl Fixture {
 
     /// The nodes that may announce anything (node-c carries the exclusion label).
     pub fn eligible(&self) -> BTreeSet<String> {
-        ["node-a", "node-b"].iter().map(|n| (*n).to_owned()).collect()
+        ["node-a", "node-b"]
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect()
     }
 }
 

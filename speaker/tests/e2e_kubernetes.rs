@@ -275,19 +275,7 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
     );
 
     wait_for_status(&namespace, vip, first);
-    wait_for("a nodeAssigned Event naming the owner", WAIT, || {
-        let out = kubectl(&[
-            "get",
-            "events",
-            "-n",
-            &namespace,
-            "-o",
-            "jsonpath={range .items[*]}{.reason} {.message}{\"\\n\"}{end}",
-        ]);
-        out.lines()
-            .any(|l| l.starts_with("nodeAssigned") && l.contains(first))
-            .then_some(())
-    });
+    wait_for_event(&namespace, "Normal nodeAssigned", first);
 
     kubectl(&["label", "node", first, &format!("{EXCLUDE_LABEL}=true")]);
     let rest: Vec<&'static str> = all.iter().copied().filter(|n| *n != first).collect();
@@ -362,19 +350,7 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
         &config_namespace,
         &advertisement(&format!("{selecting_first}  interfaces: [e2e-absent0]\n")),
     );
-    wait_for("an announceFailed Event naming the owner", WAIT, || {
-        let out = kubectl(&[
-            "get",
-            "events",
-            "-n",
-            &namespace,
-            "-o",
-            "jsonpath={range .items[*]}{.type} {.reason} {.message}{\"\\n\"}{end}",
-        ]);
-        out.lines()
-            .any(|l| l.starts_with("Warning announceFailed") && l.contains(first))
-            .then_some(())
-    });
+    wait_for_event(&namespace, "Warning announceFailed", first);
 
     // An edit that does not parse keeps the last valid advertisement in force.
     apply(
@@ -514,6 +490,24 @@ fn check_swimlbctl_status(
         "{json}"
     );
     eprintln!("swimlbctl status: {vip} on {owner}, from the cluster and from the speakers");
+}
+
+/// Waits for an Event in `namespace` whose type and reason are `kind` (`Normal nodeAssigned`)
+/// and whose message names `node`.
+fn wait_for_event(namespace: &str, kind: &str, node: &str) {
+    wait_for(&format!("a {kind} Event naming {node}"), WAIT, || {
+        let out = kubectl(&[
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={range .items[*]}{.type} {.reason} {.message}{\"\\n\"}{end}",
+        ]);
+        out.lines()
+            .any(|l| l.starts_with(kind) && l.contains(node))
+            .then_some(())
+    });
 }
 
 /// How many times the speakers took `vip`, from their logs.
