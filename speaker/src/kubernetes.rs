@@ -13,6 +13,7 @@
 //! treats Local Services as eligible on every eligible node, as it does Cluster Services.
 
 use crate::l2status::{self, OwnedVip, STATUS_QUEUE, StatusWrite};
+use crate::metrics::{Metrics, ServiceIpLabel};
 use crate::ownership::VipPlacement;
 use crate::placement::{self, Advertising, ClassFilter, EndpointSliceV1beta1, PlacementRules};
 use futures::stream::{BoxStream, SelectAll};
@@ -24,6 +25,8 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WatchEvent};
 use kube::{Api, Client, Resource, ResourceExt};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -187,8 +190,7 @@ pub async fn start(
     node_name: String,
     gossip_port: u16,
     owned: watch::Receiver<Announcing>,
-    events_dropped: Counter,
-    status_writes_dropped: Counter,
+    metrics: Metrics,
 ) -> Result<watch::Receiver<ClusterView>, KubernetesError> {
     let client = client(&config).await?;
     let (view_tx, view_rx) = watch::channel(ClusterView::default());
@@ -235,9 +237,11 @@ pub async fn start(
         announced: Announcing::default(),
         interfaces: BTreeMap::new(),
         events,
-        events_dropped,
+        events_dropped: metrics.events_dropped.clone(),
         statuses,
-        status_writes_dropped,
+        status_writes_dropped: metrics.status_writes_dropped.clone(),
+        service_announced: metrics.service_announced.clone(),
+        service_series: BTreeSet::new(),
         written: BTreeMap::new(),
         view: view_tx,
     };
@@ -309,6 +313,9 @@ struct ClusterWatcher {
     /// ServiceL2Status writes for the status task.
     statuses: mpsc::Sender<StatusWrite>,
     status_writes_dropped: Counter,
+    service_announced: Family<ServiceIpLabel, Gauge>,
+    /// The `service_announced` series set now.
+    service_series: BTreeSet<ServiceIpLabel>,
     /// The ServiceL2Status objects (namespace, name) this node wrote, by VIP, so they can be
     /// deleted when the VIP is no longer announced by anyone.
     written: BTreeMap<IpAddr, BTreeSet<(String, String)>>,
@@ -531,6 +538,7 @@ impl ClusterWatcher {
             .difference(&self.announced.without_interface)
             .copied()
             .collect();
+        self.set_service_series(&now);
         self.announced = now;
         let no_names = BTreeSet::new();
         let notes = announced
@@ -575,6 +583,40 @@ impl ClusterWatcher {
 }
 
 impl ClusterWatcher {
+    /// One `service_announced` series per Service of every VIP this node announces.
+    fn set_service_series(&mut self, now: &Announcing) {
+        let mut series = BTreeSet::new();
+        for vip in now
+            .owned
+            .keys()
+            .filter(|v| !now.without_interface.contains(*v))
+        {
+            let protocol = if vip.is_ipv4() { "arp" } else { "ndp" };
+            for service in placement::services_with_vip(
+                self.services.objects().values(),
+                *vip,
+                &self.rules.class,
+            ) {
+                series.insert(ServiceIpLabel {
+                    ip: vip.to_string(),
+                    service: format!(
+                        "{}/{}",
+                        service.namespace().unwrap_or_default(),
+                        service.name_any()
+                    ),
+                    protocol,
+                });
+            }
+        }
+        for gone in self.service_series.difference(&series) {
+            self.service_announced.remove(gone);
+        }
+        for label in &series {
+            self.service_announced.get_or_create(label).set(1);
+        }
+        self.service_series = series;
+    }
+
     /// Queues a ServiceL2Status for every Service of every VIP this node just took (or took
     /// again), and deletes the ones it wrote for VIPs it lost that nobody announces any more.
     /// A VIP that moved to another node is left to the new owner, which overwrites it.

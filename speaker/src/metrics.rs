@@ -51,6 +51,16 @@ impl VipLabels {
     }
 }
 
+/// A Service IP this node announces, by Service, as MetalLB's `announced` series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ServiceIpLabel {
+    pub ip: String,
+    /// `namespace/name`.
+    pub service: String,
+    /// `arp` (IPv4) or `ndp` (IPv6).
+    pub protocol: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabel {
     pub state: String,
@@ -197,6 +207,7 @@ pub struct Metrics {
     pub fenced: Gauge,
     pub held_down: Counter,
     pub vip_announced: Family<IpLabel, Gauge>,
+    pub service_announced: Family<ServiceIpLabel, Gauge>,
     pub vips_announced: Gauge,
     pub members: Family<StateLabel, Gauge>,
     pub ownership_changes: Family<ChangeLabel, Counter>,
@@ -234,6 +245,7 @@ impl Metrics {
             fenced: Gauge::default(),
             held_down: Counter::default(),
             vip_announced: Family::default(),
+            service_announced: Family::default(),
             vips_announced: Gauge::default(),
             members: Family::default(),
             ownership_changes: Family::default(),
@@ -339,6 +351,11 @@ impl Metrics {
             "announced",
             "1 for each VIP this node announces",
             metrics.vip_announced.clone(),
+        );
+        registry.register(
+            "service_announced",
+            "1 for each Service IP this node announces (Kubernetes mode), by Service and protocol",
+            metrics.service_announced.clone(),
         );
         registry.register(
             "announced_vips",

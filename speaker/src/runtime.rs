@@ -213,8 +213,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
                 config.node_name.clone(),
                 config.gossip.bind.port(),
                 owned_rx,
-                metrics.events_dropped.clone(),
-                metrics.status_writes_dropped.clone(),
+                metrics.clone(),
             )
             .await?,
         ),

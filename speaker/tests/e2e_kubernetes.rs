@@ -344,6 +344,18 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
     );
     eprintln!("ServiceL2Status of {vip}: generation {generation} after {claims} claims");
     check_swimlbctl_status(&config_namespace, &namespace, vip, first, &speakers);
+    let series = format!(
+        "swimlb_speaker_service_announced{{ip=\"{vip}\",service=\"{namespace}/web\",protocol=\"arp\"}} 1"
+    );
+    for speaker in speakers.iter().filter(|s| s.announced().is_some()) {
+        let text = http_get(&speaker.metrics, "/metrics").unwrap_or_default();
+        assert_eq!(
+            text.contains(&series),
+            speaker.node == first,
+            "{}: {series}",
+            speaker.node
+        );
+    }
 
     // Interfaces the owner does not have: it still owns the VIP and says it cannot announce it.
     apply(
