@@ -147,112 +147,12 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
             "apiVersion: swimlb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: e2e\nspec:\n  addresses: [{POOL}]\n"
         ),
     );
-    for (node, ip) in NODES {
-        kubectl_apply_node(node);
-        kubectl(&[
-            "patch",
-            "node",
-            node,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &format!(r#"{{"status":{{"addresses":[{{"type":"InternalIP","address":"{ip}"}}]}}}}"#),
-        ]);
-    }
-
-    let key = logs.path().join("gossip.key");
-    let key_hex: String = (0..32).map(|i| format!("{:02x}", i * 7 + 3)).collect();
-    std::fs::write(&key, format!("0 {key_hex}\n")).expect("key file");
-    let speaker_kubeconfig = std::env::var("SWIMLB_E2E_SPEAKER_KUBECONFIG")
-        .expect("SWIMLB_E2E_SPEAKER_KUBECONFIG (set by scripts/e2e-speaker.sh)");
-    let gossip_port = free_port(NODES[0].1, true);
     let started = Instant::now();
-    let speakers: Vec<Speaker> = NODES
-        .iter()
-        .map(|(node, ip)| {
-            let metrics = format!("{ip}:{}", free_port(ip, false));
-            let config = logs.path().join(format!("{node}.yaml"));
-            std::fs::write(
-                &config,
-                format!(
-                    "node_name: {node}\n\
-                     gossip:\n  bind: {ip}:{gossip_port}\n  key_file: {}\n\
-                     interfaces: [swimlb-e2e-none]\n\
-                     metrics_address: {metrics}\n\
-                     drain_grace_ms: 0\n\
-                     kubernetes:\n  kubeconfig: {speaker_kubeconfig}\n  namespace: {config_namespace}\n",
-                    key.display()
-                ),
-            )
-            .expect("speaker config");
-            let mut command = Command::new(env!("CARGO_BIN_EXE_swimlb-speaker"));
-            command
-                .args(["--config", &config.display().to_string()])
-                .env("SWIMLB_LOG", "info,kube=warn");
-            Speaker {
-                node,
-                metrics,
-                process: Process::start(node, command, logs.path()),
-            }
-        })
-        .collect();
-
-    let controller_bin = std::env::var("SWIMLB_E2E_CONTROLLER_BIN")
-        .expect("SWIMLB_E2E_CONTROLLER_BIN (set by scripts/e2e-speaker.sh)");
-    let mut command = Command::new(controller_bin);
-    if let Ok(kubeconfig) = std::env::var("SWIMLB_E2E_CONTROLLER_KUBECONFIG") {
-        command.env("KUBECONFIG", kubeconfig);
-    }
-    command
-        .args([
-            "--namespace",
-            &config_namespace,
-            "--leader-elect",
-            "false",
-            "--metrics-address",
-            "127.0.0.1:0",
-        ])
-        .env("SWIMLB_LOG", "info,kube=warn");
-    let _controller = Process::start("controller", command, logs.path());
-
-    // Every speaker ready (start-up hold over) before the Service exists.
-    for speaker in &speakers {
-        wait_for(&format!("{} ready", speaker.node), WAIT, || {
-            http_get(&speaker.metrics, "/readyz")
-        });
-    }
+    let (speakers, _controller) = start_cluster(logs.path(), &config_namespace);
     eprintln!("speakers ready after {:?}", started.elapsed());
 
-    kubectl(&[
-        "create",
-        "deployment",
-        "web",
-        "-n",
-        &namespace,
-        "--image=registry.k8s.io/pause:3.9",
-    ]);
     let exposed = Instant::now();
-    kubectl(&[
-        "expose",
-        "deployment",
-        "web",
-        "-n",
-        &namespace,
-        "--type=LoadBalancer",
-        "--port=80",
-    ]);
-    let vip: IpAddr = wait_for("the controller to assign an IP", WAIT, || {
-        let out = kubectl(&[
-            "get",
-            "service",
-            "web",
-            "-n",
-            &namespace,
-            "-o",
-            "jsonpath={.status.loadBalancer.ingress[0].ip}",
-        ]);
-        out.trim().parse().ok()
-    });
+    let vip = expose(&namespace, "web");
     // A pool that no L2Advertisement selects is allocated from but not announced.
     let unannounced_until = Instant::now() + Duration::from_secs(2);
     while Instant::now() < unannounced_until {
@@ -405,6 +305,231 @@ fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
     }
     kubectl(&["delete", "service", "web", "-n", &namespace, "--wait=false"]);
 }
+
+/// The three Node objects, their speakers (ready: start-up hold over) and the controller,
+/// with the pools and advertisements read from `config_namespace`.
+fn start_cluster(logs: &Path, config_namespace: &str) -> (Vec<Speaker>, Process) {
+    for (node, ip) in NODES {
+        kubectl_apply_node(node);
+        kubectl(&[
+            "patch",
+            "node",
+            node,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"status":{{"addresses":[{{"type":"InternalIP","address":"{ip}"}}]}}}}"#),
+        ]);
+    }
+
+    let key = logs.join("gossip.key");
+    let key_hex: String = (0..32).map(|i| format!("{:02x}", i * 7 + 3)).collect();
+    std::fs::write(&key, format!("0 {key_hex}\n")).expect("key file");
+    let speaker_kubeconfig = std::env::var("SWIMLB_E2E_SPEAKER_KUBECONFIG")
+        .expect("SWIMLB_E2E_SPEAKER_KUBECONFIG (set by scripts/e2e-speaker.sh)");
+    let gossip_port = free_port(NODES[0].1, true);
+    let speakers: Vec<Speaker> = NODES
+        .iter()
+        .map(|(node, ip)| {
+            let metrics = format!("{ip}:{}", free_port(ip, false));
+            let config = logs.join(format!("{node}.yaml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "node_name: {node}\n\
+                     gossip:\n  bind: {ip}:{gossip_port}\n  key_file: {}\n\
+                     interfaces: [swimlb-e2e-none]\n\
+                     metrics_address: {metrics}\n\
+                     drain_grace_ms: 0\n\
+                     kubernetes:\n  kubeconfig: {speaker_kubeconfig}\n  namespace: {config_namespace}\n",
+                    key.display()
+                ),
+            )
+            .expect("speaker config");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_swimlb-speaker"));
+            command
+                .args(["--config", &config.display().to_string()])
+                .env("SWIMLB_LOG", "info,kube=warn");
+            Speaker {
+                node,
+                metrics,
+                process: Process::start(node, command, logs),
+            }
+        })
+        .collect();
+
+    let controller_bin = std::env::var("SWIMLB_E2E_CONTROLLER_BIN")
+        .expect("SWIMLB_E2E_CONTROLLER_BIN (set by scripts/e2e-speaker.sh)");
+    let mut command = Command::new(controller_bin);
+    if let Ok(kubeconfig) = std::env::var("SWIMLB_E2E_CONTROLLER_KUBECONFIG") {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    command
+        .args([
+            "--namespace",
+            &config_namespace,
+            "--leader-elect",
+            "false",
+            "--metrics-address",
+            "127.0.0.1:0",
+        ])
+        .env("SWIMLB_LOG", "info,kube=warn");
+    let _controller = Process::start("controller", command, logs);
+
+    // Every speaker ready (start-up hold over) before the Service exists.
+    for speaker in &speakers {
+        wait_for(&format!("{} ready", speaker.node), WAIT, || {
+            http_get(&speaker.metrics, "/readyz")
+        });
+    }
+    (speakers, _controller)
+}
+
+/// `kubectl create deployment` + `kubectl expose --type LoadBalancer`; the assigned IP.
+fn expose(namespace: &str, name: &str) -> IpAddr {
+    kubectl(&[
+        "create",
+        "deployment",
+        name,
+        "-n",
+        namespace,
+        "--image=registry.k8s.io/pause:3.9",
+    ]);
+    kubectl(&[
+        "expose",
+        "deployment",
+        name,
+        "-n",
+        namespace,
+        "--type=LoadBalancer",
+        "--port=80",
+    ]);
+    wait_for("the controller to assign an IP", WAIT, || {
+        let out = kubectl(&[
+            "get",
+            "service",
+            name,
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ]);
+        out.trim().parse().ok()
+    })
+}
+
+/// The IP in a Service's status, as kubectl shows it now.
+fn ingress(namespace: &str, name: &str) -> String {
+    kubectl(&[
+        "get",
+        "service",
+        name,
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.status.loadBalancer.ingress[*].ip}",
+    ])
+}
+
+#[test]
+#[ignore = "needs a kube-apiserver: run scripts/e2e-speaker.sh"]
+fn an_api_server_outage_withdraws_nothing_and_failover_goes_on() {
+    let logs = tempfile::tempdir().expect("temp dir");
+    let (config_namespace, namespace) = controller_namespaces("outage");
+    apply(
+        &config_namespace,
+        &format!(
+            "apiVersion: swimlb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: e2e\nspec:\n  addresses: [{POOL}]\n---\n{}",
+            advertisement("")
+        ),
+    );
+    let (mut speakers, _controller) = start_cluster(logs.path(), &config_namespace);
+    let all: Vec<&'static str> = NODES.iter().map(|(n, _)| *n).collect();
+    let services = ["web", "api", "db"];
+    let vips: Vec<IpAddr> = services.iter().map(|s| expose(&namespace, s)).collect();
+    for vip in &vips {
+        wait_for_owner(
+            &speakers,
+            *vip,
+            rendezvous_owner(*vip, &all),
+            "the rendezvous owner",
+        );
+    }
+    let victim = rendezvous_owner(vips[0], &all);
+    let before: Vec<String> = services.iter().map(|s| ingress(&namespace, s)).collect();
+
+    let pid = std::env::var("SWIMLB_E2E_APISERVER_PID")
+        .expect("SWIMLB_E2E_APISERVER_PID (set by scripts/e2e-speaker.sh)");
+    let outage = ApiServerPause::new(&pid);
+    let stopped = Instant::now();
+    // Every VIP stays announced while the API server is away ...
+    let until = stopped + OUTAGE / 3;
+    while Instant::now() < until {
+        for vip in &vips {
+            let now = announcers(&speakers, *vip);
+            assert_eq!(now.len(), 1, "{vip} announced by {now:?} during the outage");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // ... and a node failure in the outage still fails over.
+    let killed = Instant::now();
+    speakers
+        .iter_mut()
+        .find(|s| s.node == victim)
+        .expect("the victim's speaker")
+        .process
+        .crash();
+    let rest: Vec<&'static str> = all.iter().copied().filter(|n| *n != victim).collect();
+    for vip in &vips {
+        let owner = rendezvous_owner(*vip, &rest);
+        wait_for_owner(
+            &speakers,
+            *vip,
+            owner,
+            "failover during the API server outage",
+        );
+    }
+    eprintln!(
+        "outage: kill -9 of {victim} failed over in {:?}",
+        killed.elapsed()
+    );
+    while stopped.elapsed() < OUTAGE {
+        for vip in &vips {
+            let now = announcers(&speakers, *vip);
+            assert_eq!(now.len(), 1, "{vip} announced by {now:?} during the outage");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(outage);
+    eprintln!("API server stopped for {:?}", stopped.elapsed());
+
+    // Back: the controller changed no address, and the watches resync (a new Service is
+    // assigned and announced).
+    let after: Vec<String> = services.iter().map(|s| ingress(&namespace, s)).collect();
+    assert_eq!(before, after, "an address changed across the outage");
+    let resumed = Instant::now();
+    let late = expose(&namespace, "late");
+    wait_for_owner(
+        &speakers,
+        late,
+        rendezvous_owner(late, &rest),
+        "a Service created after the outage",
+    );
+    eprintln!(
+        "after the outage: a new Service announced {:?} after the API server resumed",
+        resumed.elapsed()
+    );
+    for vip in &vips {
+        let now = announcers(&speakers, *vip);
+        assert_eq!(now.len(), 1, "{vip} announced by {now:?} after the outage");
+    }
+    for (node, _) in NODES {
+        kubectl(&["delete", "node", node, "--wait=false"]);
+    }
+}
+
+/// How long the outage test stops the API server.
+const OUTAGE: Duration = Duration::from_secs(60);
 
 /// The ServiceL2Status of `vip` of Service `web`: (node, generation, resourceVersion), or
 /// `None` while it does not exist.
