@@ -367,7 +367,7 @@ fn start_cluster(logs: &Path, config_namespace: &str) -> (Vec<Speaker>, Process)
     command
         .args([
             "--namespace",
-            &config_namespace,
+            config_namespace,
             "--leader-elect",
             "false",
             "--metrics-address",
