@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks deploy/helm/swimlb with a real helm (v4, fetched once by scripts/helm.sh):
 #  1. the chart's crds/ holds exactly the files of deploy/crds/, byte for byte;
+#     deploy/examples/prometheus-rules.yaml passes promtool check rules and its unit tests
+#     (promtool test rules), and the chart's files/prometheus-rules.yaml is the same file;
 #  2. helm lint --strict, with the default values and with tests/helm/upgrade-values.yaml; the
 #     values schema rejects an unknown key and a wrong type;
 #  3. helm template with the default values equals kubectl kustomize deploy/ object by object
@@ -41,6 +43,16 @@ for copy in "$chart"/crds/*; do
 done
 step "crds/ = deploy/crds/ ($(find deploy/crds -name '*.yaml' | wc -l) files)"
 
+# Alerting rules: valid, unit-tested, and the chart renders the same file.
+command -v promtool >/dev/null || fail "promtool is missing (scripts/setup.sh installs it)"
+promtool check rules deploy/examples/prometheus-rules.yaml >"$tmp/promtool.log" 2>&1 ||
+  { cat "$tmp/promtool.log" >&2; fail "promtool check rules deploy/examples/prometheus-rules.yaml failed"; }
+promtool test rules deploy/examples/prometheus-rules.test.yaml >"$tmp/promtool.log" 2>&1 ||
+  { cat "$tmp/promtool.log" >&2; fail "promtool test rules deploy/examples/prometheus-rules.test.yaml failed"; }
+cmp -s deploy/examples/prometheus-rules.yaml "$chart/files/prometheus-rules.yaml" ||
+  fail "$chart/files/prometheus-rules.yaml differs from deploy/examples/prometheus-rules.yaml: copy it again"
+step "prometheus-rules.yaml: promtool check rules and test rules pass; the chart's copy is identical"
+
 # 2. Lint and schema.
 helm lint --strict "$chart" >"$tmp/lint.log" 2>&1 || { cat "$tmp/lint.log" >&2; fail "helm lint --strict failed"; }
 helm lint --strict "$chart" -f tests/helm/upgrade-values.yaml >"$tmp/lint.log" 2>&1 ||
@@ -52,6 +64,24 @@ for bad in 'unknownKey=1' 'gossipPort=seven' 'preset=slow' 'pools[0].addresses=n
   grep -q 'schema' "$tmp/schema.log" || { cat "$tmp/schema.log" >&2; fail "--set $bad failed, but not by the schema"; }
 done
 step "lint --strict ok; the schema rejects an unknown key and wrong types"
+# The ServiceMonitors and the PrometheusRule: no CRD for them in the API server below, so they
+# are rendered and checked here only.
+monitoring=(--set serviceMonitor.enabled=true --set serviceMonitor.interval=15s
+  --set serviceMonitor.labels.release=prometheus --set prometheusRule.enabled=true
+  --set prometheusRule.labels.release=prometheus)
+helm lint --strict "$chart" "${monitoring[@]}" >"$tmp/lint.log" 2>&1 ||
+  { cat "$tmp/lint.log" >&2; fail "helm lint --strict with the ServiceMonitors and the PrometheusRule failed"; }
+helm template swimlb "$chart" -n "$ns" "${monitoring[@]}" >"$tmp/monitoring.yaml"
+python3 scripts/lib/check-monitoring.py "$tmp/monitoring.yaml" deploy/examples/prometheus-rules.yaml "$ns"
+for bad in 'serviceMonitor.interval=often' 'prometheusRule.enabled=yes'; do
+  if helm template swimlb "$chart" -n "$ns" --set "$bad" >/dev/null 2>&1; then
+    fail "the values schema accepts --set $bad"
+  fi
+done
+if helm template swimlb "$chart" -n "$ns" | grep -q 'monitoring.coreos.com'; then
+  fail "the defaults render a ServiceMonitor or PrometheusRule"
+fi
+step "serviceMonitor.enabled / prometheusRule.enabled render valid objects; off by default"
 
 # 3. The chart with its defaults against kubectl kustomize deploy/.
 kubectl kustomize deploy/ >"$tmp/kustomize.yaml"
@@ -93,6 +123,10 @@ kubectl get crd ipaddresspools.swimlb.io >/dev/null || fail "install: the IPAddr
   fail "install: advertisement default does not select pool default"
 [ "$(jsonpath deployment/swimlb-controller '{.spec.replicas}')" = 2 ] || fail "install: controller replicas"
 [ "$(jsonpath pdb/swimlb-controller '{.spec.minAvailable}')" = 1 ] || fail "install: PodDisruptionBudget"
+for component in speaker controller; do
+  [ "$(jsonpath "service/swimlb-$component-metrics" '{.spec.clusterIP} {.spec.ports[0].name} {.spec.ports[0].port} {.spec.selector.app\.kubernetes\.io/component}')" = "None metrics 7472 $component" ] ||
+    fail "install: the headless metrics Service of the $component"
+done
 grep -q "kubectl get ipaddresspools,l2advertisements -n $ns" "$tmp/install.txt" ||
   fail "install: NOTES.txt does not say how to check the pools"
 step "install: $got objects exist (PodDisruptionBudget as $(grep -B1 '^kind: PodDisruptionBudget' "$tmp/installed.yaml" | head -n1 | cut -d' ' -f2))"

@@ -8,7 +8,7 @@ every field (apiVersion, metadata, spec, rules, data, ...) except these intended
 which the chart may add and which must be absent from deploy/:
 
 - HELM_LABELS in metadata.labels: the standard Helm labels (deploy/ has no release);
-- INSTANCE_LABEL in every matchLabels and in pod template labels: the chart's selectors name the
+- INSTANCE_LABEL in every matchLabels, in a Service's selector and in pod template labels: the chart's selectors name the
   release (selectors are immutable, so it has to be there from the first install);
 - TEMPLATE_ANNOTATIONS in pod template annotations: the configuration checksum that rolls the
   speakers when the chart changes their ConfigMap.
@@ -75,6 +75,10 @@ def allow_intended(chart, kustomize, allowed):
                 walk(item, other[i] if isinstance(other, list) and i < len(other) else None)
 
     walk(chart.get("spec"), kustomize.get("spec"))
+    if chart.get("kind") == "Service" and isinstance(chart.get("spec", {}).get("selector"), dict):
+        spec = chart["spec"]
+        drop_extra(spec["selector"], kustomize.get("spec", {}).get("selector"), {INSTANCE_LABEL},
+                   "selector label", allowed, (spec, "selector"))
     template = chart.get("spec", {}).get("template", {}).get("metadata")
     if template is not None:
         ktemplate = kustomize.get("spec", {}).get("template", {}).get("metadata", {})
