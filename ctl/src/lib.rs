@@ -4,8 +4,10 @@
 //! - [`validate`]: the controller's own pool checks on files, before they are applied;
 //! - [`migrate`]: MetalLB layer-2 configuration translated into swimlb objects, with everything
 //!   that has no equivalent listed and explained;
+//! - [`cluster`]: MetalLB's objects read from the cluster, swimlb's applied to it;
 //! - [`documents`]: the YAML files both read.
 
+pub mod cluster;
 pub mod documents;
 pub mod migrate;
 pub mod status;

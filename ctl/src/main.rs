@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use swimlb_ctl::documents::{Document, read_documents};
-use swimlb_ctl::{migrate, status, to_yaml_stream, validate};
+use swimlb_ctl::{cluster, migrate, status, to_yaml_stream, validate};
 
 /// swimlb's operator tool. Also works as a kubectl plugin when installed (or linked) as
 /// `kubectl-swimlb`.
@@ -31,8 +31,25 @@ enum Command {
     MigrateMetallb {
         /// MetalLB YAML files, for example from `kubectl get -n metallb-system
         /// configmap/config ipaddresspools.metallb.io l2advertisements.metallb.io -o yaml`.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "from_cluster")]
         files: Vec<PathBuf>,
+        /// Read MetalLB's configuration from the cluster instead: the ConfigMap and every
+        /// metallb.io object in --metallb-namespace.
+        #[arg(long)]
+        from_cluster: bool,
+        /// MetalLB's namespace, with --from-cluster.
+        #[arg(long, default_value = "metallb-system")]
+        metallb_namespace: String,
+        /// MetalLB's legacy ConfigMap, with --from-cluster.
+        #[arg(long, default_value = "config")]
+        metallb_config_map: String,
+        /// Apply the swimlb objects to the cluster (server-side apply) once they pass the
+        /// checks, besides printing them.
+        #[arg(long)]
+        apply: bool,
+        /// A kubeconfig file; without it, as kubectl: KUBECONFIG, ~/.kube/config, in-cluster.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
         /// Namespace of the objects written (the controller's).
         #[arg(long, env = "SWIMLB_NAMESPACE", default_value = "swimlb-system")]
         namespace: String,
@@ -68,28 +85,28 @@ enum Output {
 /// Who swimlbctl says it is to the API server.
 const AGENT: swimlb_api::Agent = swimlb_api::Agent::new("swimlbctl", env!("CARGO_PKG_VERSION"));
 
-/// The cluster's status report, read with a client built as kubectl would.
-fn cluster_status(namespace: &str, kubeconfig: Option<&PathBuf>) -> Result<status::StatusReport> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// Runs `work` on a single-threaded runtime.
+fn block_on<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let config = match kubeconfig {
-            Some(path) => {
-                let file = kube::config::Kubeconfig::read_from(path)
-                    .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
-                kube::Config::from_custom_kubeconfig(file, &Default::default()).await?
-            }
-            None => kube::Config::infer()
-                .await
-                .context("cannot find a kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?,
-        };
-        let client = AGENT.client(config)?;
-        status::read_cluster(&client, namespace)
+        .context("cannot start the async runtime")?
+        .block_on(work)
+}
+
+/// A client built as kubectl would: `kubeconfig`, else KUBECONFIG, ~/.kube/config, in-cluster.
+async fn client(kubeconfig: Option<&PathBuf>) -> Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &Default::default()).await?
+        }
+        None => kube::Config::infer()
             .await
-            .context("cannot read the cluster")
-    })
+            .context("cannot find a kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster)")?,
+    };
+    Ok(AGENT.client(config)?)
 }
 
 fn read_all(files: &[PathBuf]) -> Result<Vec<Document>> {
@@ -152,7 +169,12 @@ fn main() -> Result<ExitCode> {
             output,
         } => {
             let report = if speakers.is_empty() {
-                cluster_status(&namespace, kubeconfig.as_ref())?
+                block_on(async {
+                    let client = client(kubeconfig.as_ref()).await?;
+                    status::read_cluster(&client, &namespace)
+                        .await
+                        .context("cannot read the cluster")
+                })?
             } else {
                 let mut answers = Vec::new();
                 for speaker in &speakers {
@@ -170,10 +192,25 @@ fn main() -> Result<ExitCode> {
         }
         Command::MigrateMetallb {
             files,
+            from_cluster,
+            metallb_namespace,
+            metallb_config_map,
+            apply,
+            kubeconfig,
             namespace,
             strict,
         } => {
-            let migration = migrate::migrate(&read_all(&files)?, &namespace);
+            let mut documents = read_all(&files)?;
+            if from_cluster {
+                documents.extend(block_on(async {
+                    let client = client(kubeconfig.as_ref()).await?;
+                    Ok(
+                        cluster::read_metallb(&client, &metallb_namespace, &metallb_config_map)
+                            .await?,
+                    )
+                })?);
+            }
+            let migration = migrate::migrate(&documents, &namespace);
             print!("{}", to_yaml_stream(&migration.objects)?);
             for item in &migration.untranslated {
                 eprintln!(
@@ -204,6 +241,17 @@ fn main() -> Result<ExitCode> {
                 );
             }
             let clean = check.is_clean();
+            if apply && clean {
+                let applied = block_on(async {
+                    let client = client(kubeconfig.as_ref()).await?;
+                    Ok(cluster::apply(&client, &migration.objects, &AGENT.apply_params()).await?)
+                })?;
+                for object in applied {
+                    eprintln!("applied: {object}");
+                }
+            } else if apply {
+                eprintln!("not applied: the translated objects do not pass the checks");
+            }
             Ok(if !clean {
                 ExitCode::from(1)
             } else if strict && !migration.untranslated.is_empty() {

@@ -153,7 +153,7 @@ pub async fn read_cluster(
     {
         match api.list(&ListParams::default()).await {
             Ok(list) => Ok(list.items),
-            Err(kube::Error::Api(status)) if status.is_not_found() => Ok(Vec::new()),
+            Err(error) if swimlb_api::discovery::is_not_found(&error) => Ok(Vec::new()),
             Err(error) => Err(error),
         }
     }

@@ -98,7 +98,7 @@ pub async fn write_statuses(client: Client, mut queue: mpsc::Receiver<StatusWrit
                 let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), &namespace);
                 match api.delete(&name, &DeleteParams::default()).await {
                     Ok(_) => debug!(%namespace, %name, "ServiceL2Status deleted"),
-                    Err(kube::Error::Api(status)) if status.is_not_found() => {}
+                    Err(error) if swimlb_api::discovery::is_not_found(&error) => {}
                     Err(error) => {
                         warn!(%namespace, %name, %error, "cannot delete a ServiceL2Status")
                     }

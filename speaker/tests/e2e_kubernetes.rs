@@ -528,6 +528,99 @@ fn an_api_server_outage_withdraws_nothing_and_failover_goes_on() {
     }
 }
 
+/// A stand-in for one of MetalLB's CRDs (`metallb.io`, v1beta1, any fields): enough for the
+/// API server to hold MetalLB objects for `migrate-metallb --from-cluster` to read.
+fn metallb_crd(kind: &str, plural: &str) -> String {
+    format!(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+         metadata:\n  name: {plural}.metallb.io\n\
+         spec:\n  group: metallb.io\n  scope: Namespaced\n\
+         \x20 names: {{kind: {kind}, plural: {plural}, singular: {singular}}}\n\
+         \x20 versions:\n  - name: v1beta1\n    served: true\n    storage: true\n\
+         \x20   schema:\n      openAPIV3Schema:\n        type: object\n\
+         \x20       x-kubernetes-preserve-unknown-fields: true\n",
+        singular = kind.to_lowercase()
+    )
+}
+
+#[test]
+#[ignore = "needs a kube-apiserver: run scripts/e2e-speaker.sh"]
+fn migrate_metallb_reads_the_cluster_and_applies_swimlb_objects() {
+    let (target, metallb) = controller_namespaces("metallb");
+    for (kind, plural) in [
+        ("IPAddressPool", "ipaddresspools"),
+        ("L2Advertisement", "l2advertisements"),
+    ] {
+        support::kubectl_with_input(&["apply", "-f", "-"], Some(&metallb_crd(kind, plural)));
+        kubectl(&[
+            "wait",
+            "--for=condition=established",
+            "--timeout=60s",
+            &format!("crd/{plural}.metallb.io"),
+        ]);
+    }
+    apply(
+        &metallb,
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lan, labels: {zone: east}}\n\
+         spec: {addresses: [198.51.100.200-198.51.100.210], autoAssign: false}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: east}\n\
+         spec:\n  ipAddressPoolSelectors: [{matchLabels: {zone: east}}]\n  \
+         nodeSelectors: [{matchLabels: {kubernetes.io/hostname: node-b}}]\n  interfaces: [eth1]\n---\n\
+         apiVersion: v1\nkind: ConfigMap\nmetadata: {name: config}\ndata:\n  config: |\n    \
+         address-pools:\n    - {name: legacy, protocol: layer2, addresses: [203.0.113.200-203.0.113.210]}\n    \
+         - {name: uplink, protocol: bgp, addresses: [203.0.113.224/28]}\n",
+    );
+    let ctl = std::env::var("SWIMLB_E2E_CTL_BIN")
+        .expect("SWIMLB_E2E_CTL_BIN (set by scripts/e2e-speaker.sh)");
+    let out = Command::new(&ctl)
+        .args([
+            "migrate-metallb",
+            "--from-cluster",
+            "--metallb-namespace",
+            &metallb,
+            "--namespace",
+            &target,
+            "--apply",
+        ])
+        .output()
+        .expect("swimlbctl runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    for applied in [
+        format!("applied: IPAddressPool {target}/lan"),
+        format!("applied: IPAddressPool {target}/legacy"),
+        format!("applied: L2Advertisement {target}/east"),
+        format!("applied: L2Advertisement {target}/layer2-from-configmap"),
+    ] {
+        assert!(stderr.contains(&applied), "{applied} missing: {stderr}");
+    }
+    assert!(
+        stderr.contains("uplink, protocol bgp"),
+        "the BGP pool is listed: {stderr}"
+    );
+    let pool = kubectl(&[
+        "get",
+        "ipaddresspool.swimlb.io",
+        "lan",
+        "-n",
+        &target,
+        "-o",
+        "jsonpath={.spec.addresses[0]} {.spec.autoAssign} {.metadata.labels.zone}",
+    ]);
+    assert_eq!(pool, "198.51.100.200-198.51.100.210 false east");
+    let advertisement = kubectl(&[
+        "get",
+        "l2advertisement.swimlb.io",
+        "east",
+        "-n",
+        &target,
+        "-o",
+        "jsonpath={.spec.interfaces[0]} {.spec.nodeSelectors[0].matchLabels.kubernetes\\.io/hostname}",
+    ]);
+    assert_eq!(advertisement, "eth1 node-b");
+    eprintln!("migrate-metallb --from-cluster --apply: 2 pools and 2 advertisements applied");
+}
+
 /// How long the outage test stops the API server.
 const OUTAGE: Duration = Duration::from_secs(60);
 
