@@ -16,6 +16,7 @@ echo "== cargo test"
 cargo test --workspace
 echo "== fuzz (every target for 12 s)"; scripts/fuzz.sh
 echo "== speaker lab (network namespaces)"; tests/lab/lab.sh
+echo "== gossip key rotation lab (network namespaces, ~40 s)"; tests/lab/key-rotation.sh
 scripts/e2e-controller.sh
 echo "== deploy manifests"; kubectl kustomize deploy/ >/dev/null; scripts/check-helm-chart.sh
 scripts/e2e-speaker.sh

@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
                 }
                 KeyError::Empty => assert!(key_lines.is_empty()),
                 KeyError::PayloadTooLarge { .. } => panic!("parsing reported a sealing error"),
+                KeyError::NotText => panic!("parsing text reported bytes that are not text"),
             }
         }
     }

@@ -73,6 +73,7 @@ pub enum DriverError {
 enum Command {
     Join(Vec<SocketAddr>),
     Expect(usize),
+    SetKeyRing(KeyRing),
     Leave(oneshot::Sender<()>),
 }
 
@@ -119,6 +120,15 @@ impl GossipHandle {
     pub async fn set_expected_members(&self, expected: usize) -> Result<(), DriverError> {
         self.commands
             .send(Command::Expect(expected))
+            .await
+            .map_err(|_| DriverError::Stopped)
+    }
+
+    /// Seals and opens with `keyring` from now on (a key rotation step); membership and
+    /// replay protection carry on unchanged.
+    pub async fn set_keyring(&self, keyring: KeyRing) -> Result<(), DriverError> {
+        self.commands
+            .send(Command::SetKeyRing(keyring))
             .await
             .map_err(|_| DriverError::Stopped)
     }
@@ -293,6 +303,10 @@ async fn run(
                 Some(Command::Join(peers)) => member.join(origin.elapsed(), &peers),
                 Some(Command::Expect(expected)) => {
                     member.set_expected_members(origin.elapsed(), expected);
+                }
+                Some(Command::SetKeyRing(keyring)) => {
+                    info!(sealing = keyring.sealing_id(), ids = ?keyring.ids(), "gossip key ring replaced");
+                    member.set_keyring(keyring);
                 }
                 Some(Command::Leave(done)) => {
                     if let Err(error) = member.leave(origin.elapsed()) {

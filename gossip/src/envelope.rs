@@ -144,6 +144,8 @@ pub enum KeyError {
     DuplicateId { line: usize, id: u8 },
     #[error("the key file holds no key")]
     Empty,
+    #[error("the key file is not text")]
+    NotText,
     #[error("payload of {len} bytes is larger than the {max}-byte limit")]
     PayloadTooLarge { len: usize, max: usize },
 }
@@ -181,6 +183,11 @@ impl KeyRing {
 
     pub fn sealing_id(&self) -> u8 {
         self.sealing
+    }
+
+    /// The ids of every key that opens, in ascending order.
+    pub fn ids(&self) -> Vec<u8> {
+        self.keys.keys().copied().collect()
     }
 
     /// Parses a key file: one key a line, `<key id> <64 hex digits>`; blank lines and lines

@@ -765,6 +765,19 @@ impl Membership {
         counts
     }
 
+    /// Replaces the key ring (a key rotation step). Membership and the per-sender replay
+    /// windows stay as they are: freshness is checked on the opened payload, whatever key
+    /// sealed it, so a datagram accepted under the old ring is still a replay under the new
+    /// one, and one sealed with a key the new ring no longer holds is dropped as
+    /// [`DropReason::UnknownKey`].
+    pub fn set_keyring(&mut self, keyring: KeyRing) {
+        self.keyring = keyring;
+    }
+
+    pub fn keyring(&self) -> &KeyRing {
+        &self.keyring
+    }
+
     pub fn drops(&self) -> &DropCounts {
         &self.drops
     }

@@ -636,3 +636,69 @@ fn a_joiner_given_every_peer_asks_a_few_and_gets_one_member_list() {
         "exactly one member list accepted"
     );
 }
+
+#[test]
+fn a_live_key_rotation_keeps_every_member_and_every_replay_window() {
+    const NEW: [u8; 32] = [0x3c; 32];
+    let old = || KeyRing::new(1, KEY);
+    let both_old_first = || KeyRing::new(1, KEY).with_opening_key(2, NEW);
+    let both_new_first = || KeyRing::new(2, NEW).with_opening_key(1, KEY);
+    let new = || KeyRing::new(2, NEW);
+    let mut net = Net::cluster(11, 5);
+    net.run_until(Duration::from_secs(3));
+    let everyone = Net::names(0..5);
+    assert!(net.live_everywhere(&everyone), "{:#?}", net.log);
+    let log_before = net.log.len();
+    let drops_before: Vec<u64> = (0..5).map(|i| net.member(i).drops().total()).collect();
+    let sealed_with_old: Vec<Vec<u8>> = net.captured.iter().map(|(_, b)| b.clone()).collect();
+    assert!(sealed_with_old.iter().all(|b| b[1] == old().sealing_id()));
+
+    // Step 1: the new key opens everywhere; step 2, one member at a time: it seals;
+    // step 3: the old key goes.
+    for ring in [both_old_first, both_new_first, new] {
+        for i in 0..5 {
+            net.nodes
+                .get_mut(&addr(i))
+                .expect("started")
+                .set_keyring(ring());
+            net.run_until(net.now + Duration::from_millis(300));
+        }
+        net.run_until(net.now + Duration::from_secs(1));
+    }
+    assert!(net.live_everywhere(&everyone), "{:#?}", net.log);
+    let changes: Vec<&String> = net.log[log_before..]
+        .iter()
+        .filter(|l| l.contains("Suspect(") || l.contains("Down(") || l.contains("Renewed"))
+        .collect();
+    assert!(changes.is_empty(), "{changes:#?}");
+    // Nothing in flight was lost to the rotation: every datagram opened.
+    for (i, before) in drops_before.iter().enumerate() {
+        let drops = net.member(i).drops();
+        assert_eq!(drops.total(), *before, "node-{i}: {drops:?}");
+    }
+
+    // What was sealed with the old key no longer opens; what the new key sealed and was
+    // accepted is still a replay: the windows survived the ring changes.
+    let member = net.nodes.get_mut(&addr(0)).expect("started");
+    let unknown = member.drops().get(DropReason::UnknownKey);
+    for bytes in &sealed_with_old {
+        assert!(member.handle_datagram(net.now, bytes).is_err());
+    }
+    assert_eq!(
+        member.drops().get(DropReason::UnknownKey) - unknown,
+        sealed_with_old.len() as u64
+    );
+    let delivered_to_0: Vec<Vec<u8>> = net
+        .captured
+        .iter()
+        .filter(|(to, b)| *to == addr(0) && b[1] == new().sealing_id())
+        .map(|(_, b)| b.clone())
+        .collect();
+    assert!(!delivered_to_0.is_empty());
+    let member = net.nodes.get_mut(&addr(0)).expect("started");
+    let replayed = member.drops().get(DropReason::Replayed);
+    for bytes in &delivered_to_0 {
+        assert!(member.handle_datagram(net.now, bytes).is_err());
+    }
+    assert!(member.drops().get(DropReason::Replayed) > replayed);
+}

@@ -12,6 +12,8 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use swimlb_telemetry::BuildInfo;
 
+use swimlb_gossip::envelope::{DropCounts, DropReason};
+
 use crate::packet::Malformed;
 
 /// The prefix of every speaker metric but the `process_*` ones.
@@ -216,6 +218,8 @@ pub struct Metrics {
     pub failover_seconds: Histogram,
     pub config_reloads: Family<ResultLabel, Counter>,
     pub config_last_reload_successful: Gauge,
+    pub key_reloads: Family<ResultLabel, Counter>,
+    pub gossip_dropped: Family<ReasonLabel, Counter>,
 }
 
 impl Metrics {
@@ -255,7 +259,14 @@ impl Metrics {
             failover_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
             config_reloads: Family::default(),
             config_last_reload_successful: Gauge::default(),
+            key_reloads: Family::default(),
+            gossip_dropped: Family::default(),
         };
+        for reason in DropReason::ALL {
+            metrics.gossip_dropped.get_or_create_owned(&ReasonLabel {
+                reason: reason.as_str(),
+            });
+        }
         for reason in Malformed::ALL {
             // Present from the start, so a zero is visible before the first bad frame.
             metrics.ignored.get_or_create_owned(&ReasonLabel {
@@ -265,6 +276,9 @@ impl Metrics {
         for result in ["ok", "error"] {
             metrics
                 .config_reloads
+                .get_or_create_owned(&ResultLabel { result });
+            metrics
+                .key_reloads
                 .get_or_create_owned(&ResultLabel { result });
         }
         for event in GOSSIP_EVENTS {
@@ -403,12 +417,41 @@ impl Metrics {
             "1 when the last configuration load succeeded",
             metrics.config_last_reload_successful.clone(),
         );
+        registry.register(
+            "key_reloads",
+            "Reloads of the gossip key file by result (error: the file did not parse and the \
+             key ring in force stays)",
+            metrics.key_reloads.clone(),
+        );
+        registry.register(
+            "gossip_dropped",
+            "Gossip datagrams dropped by reason: truncated, oversized, unknown_version, \
+             unknown_key (sealed with a key id no key of this node's ring has), unauthentic \
+             (wrong key or altered), malformed, replayed, stale, refused",
+            metrics.gossip_dropped.clone(),
+        );
         swimlb_telemetry::register(
             &mut root,
             PREFIX,
             &BuildInfo::current(env!("CARGO_PKG_VERSION")),
         );
         (metrics, root)
+    }
+
+    /// Brings `gossip_dropped_total` up to the gossip driver's counts; `seen` holds the counts
+    /// already added.
+    pub fn gossip_drops(&self, seen: &mut DropCounts, now: &DropCounts) {
+        for (reason, count) in now.iter() {
+            let added = count.saturating_sub(seen.get(reason));
+            if added > 0 {
+                self.gossip_dropped
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.as_str(),
+                    })
+                    .inc_by(added);
+            }
+        }
+        *seen = now.clone();
     }
 
     pub fn malformed(&self, reason: Malformed) {
@@ -470,8 +513,31 @@ mod tests {
             "swimlb_speaker_probes_sent_total{protocol=\"arp\"} 0",
             "swimlb_speaker_fenced 0",
             "swimlb_speaker_config_reloads_total{result=\"error\"} 0",
+            "swimlb_speaker_key_reloads_total{result=\"ok\"} 0",
+            "swimlb_speaker_gossip_dropped_total{reason=\"unauthentic\"} 0",
             "# TYPE swimlb_speaker_build_info gauge\nswimlb_speaker_build_info{version=\"",
             "# TYPE process_cpu_seconds_total counter\n",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn gossip_drops_are_added_once() {
+        let (metrics, registry) = Metrics::new();
+        let mut seen = DropCounts::default();
+        let mut now = DropCounts::default();
+        now.record(DropReason::Unauthentic);
+        now.record(DropReason::Unauthentic);
+        metrics.gossip_drops(&mut seen, &now);
+        metrics.gossip_drops(&mut seen, &now);
+        now.record(DropReason::UnknownKey);
+        metrics.gossip_drops(&mut seen, &now);
+        let text = text(&registry);
+        for needle in [
+            "swimlb_speaker_gossip_dropped_total{reason=\"unauthentic\"} 2\n",
+            "swimlb_speaker_gossip_dropped_total{reason=\"unknown_key\"} 1\n",
+            "swimlb_speaker_gossip_dropped_total{reason=\"replayed\"} 0\n",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }

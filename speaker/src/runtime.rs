@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 use swimlb_gossip::driver::{self, DriverConfig, DriverError, GossipHandle};
-use swimlb_gossip::envelope::KeyError;
+use swimlb_gossip::envelope::{DropCounts, KeyError};
 use swimlb_gossip::{KeyRing, MembershipEvent};
 use swimlb_speaker_core::{CoreConfig, Effect, Notice, Reason, SpeakerCore};
 use tokio::signal::unix::{SignalKind, signal};
@@ -77,15 +77,21 @@ pub enum RunError {
     GossipStopped,
 }
 
-fn load_keyring(path: &Path) -> Result<KeyRing, RunError> {
-    let text = std::fs::read_to_string(path).map_err(|source| RunError::KeyFile {
+/// Reads the key file at start: the ring, and the file as watched from then on.
+fn load_keyring(path: &Path) -> Result<(KeyRing, WatchedFile), RunError> {
+    let bytes = std::fs::read(path).map_err(|source| RunError::KeyFile {
         path: path.to_owned(),
         source,
     })?;
-    KeyRing::parse(&text).map_err(|source| RunError::Key {
+    let ring = key_reload(&bytes).map_err(|source| RunError::Key {
         path: path.to_owned(),
         source,
-    })
+    })?;
+    let file = WatchedFile {
+        path: path.to_owned(),
+        bytes,
+    };
+    Ok((ring, file))
 }
 
 async fn listen(
@@ -134,7 +140,7 @@ async fn serve_http(
 /// Runs the speaker until SIGTERM or SIGINT has been handled (drain included).
 pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     let config = Config::load(&config_path)?;
-    let keyring = load_keyring(&config.gossip.key_file)?;
+    let (keyring, key_file) = load_keyring(&config.gossip.key_file)?;
     let (metrics, registry) = Metrics::new();
     metrics.config_last_reload_successful.set(1);
     let status = Arc::new(Status::default());
@@ -228,8 +234,8 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         cluster_view: ClusterView::default(),
         joined: BTreeSet::new(),
         owned_tx,
-        config_bytes: std::fs::read(&config_path).unwrap_or_default(),
-        config_path,
+        key_file,
+        config_file: WatchedFile::new(config_path),
         metrics,
         status,
         owned,
@@ -237,6 +243,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         live: BTreeSet::new(),
         trouble_since: BTreeMap::new(),
         failovers: BTreeMap::new(),
+        gossip_drops_seen: DropCounts::default(),
     };
     let span = info_span!("speaker", node = %speaker.config.node_name);
     let result = speaker.event_loop(gossip).instrument(span).await;
@@ -247,14 +254,65 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
     result
 }
 
-/// How often the configuration file is read to see whether it changed (SIGHUP reloads at
-/// once): the kubelet rewrites a mounted ConfigMap within about a minute of an edit.
+/// How often the configuration and key files are read to see whether they changed (SIGHUP
+/// reloads at once): the kubelet rewrites a mounted ConfigMap or Secret within about a minute
+/// of an edit.
 const CONFIG_POLL_PERIOD: Duration = Duration::from_secs(5);
 
 /// How often the interfaces are looked at again (MetalLB: 10 s): an interface that appears, or
 /// comes back with another index or MAC, gets a responder; one that goes away loses it, and a
 /// responder whose socket failed (a link that went down) is replaced.
 const RESCAN_PERIOD: Duration = Duration::from_secs(5);
+
+/// A file whose content is compared with the one last loaded (a ConfigMap or Secret volume is
+/// updated by swapping a symlink, so the content, not the mtime, is compared).
+struct WatchedFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl WatchedFile {
+    fn new(path: PathBuf) -> Self {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        Self { path, bytes }
+    }
+
+    /// Reads the file; true when its content differs from the one last seen.
+    fn changed(&mut self) -> bool {
+        let read = std::fs::read(&self.path);
+        if let Err(error) = &read {
+            debug!(%error, path = %self.path.display(), "cannot read the file; looking again later");
+        }
+        self.take(read)
+    }
+
+    /// Takes what reading the file gave; true when the content changed. An unreadable file
+    /// counts as unchanged: the swap may be under way.
+    fn take(&mut self, read: std::io::Result<Vec<u8>>) -> bool {
+        match read {
+            Ok(bytes) if bytes != self.bytes => {
+                self.bytes = bytes;
+                true
+            }
+            Ok(_) | Err(_) => false,
+        }
+    }
+
+    /// Remembers the file's current content as loaded (a reload that reads it itself).
+    fn mark_loaded(&mut self) {
+        if let Ok(bytes) = std::fs::read(&self.path) {
+            self.bytes = bytes;
+        }
+    }
+}
+
+/// The key ring a key file's new content gives, or why the ring in force stays.
+fn key_reload(content: &[u8]) -> Result<KeyRing, KeyError> {
+    match std::str::from_utf8(content) {
+        Ok(text) => KeyRing::parse(text),
+        Err(_) => Err(KeyError::NotText),
+    }
+}
 
 struct Responder {
     channel: Arc<InterfaceChannel>,
@@ -376,9 +434,10 @@ impl Responders {
 
 struct Speaker {
     config: Config,
-    config_path: PathBuf,
-    /// The configuration file's content as last loaded.
-    config_bytes: Vec<u8>,
+    /// The configuration file.
+    config_file: WatchedFile,
+    /// The gossip key file (the path given at start).
+    key_file: WatchedFile,
     metrics: Metrics,
     status: Arc<Status>,
     owned: Arc<OwnedSet>,
@@ -401,6 +460,8 @@ struct Speaker {
     /// VIPs just inherited from a failed member, with the start of that failure: observed
     /// into `failover_seconds` when their first announcement goes out.
     failovers: BTreeMap<IpAddr, Instant>,
+    /// The gossip drop counts already added to `gossip_dropped_total`.
+    gossip_drops_seen: DropCounts,
 }
 
 fn std_now() -> std::time::Instant {
@@ -433,11 +494,19 @@ impl Speaker {
             tokio::select! {
                 _ = terminate.recv() => break,
                 _ = interrupt.recv() => break,
-                _ = hangup.recv() => self.reload(),
+                _ = hangup.recv() => {
+                    self.reload();
+                    self.key_file.mark_loaded();
+                    self.reload_keys(&gossip).await;
+                }
                 _ = config_poll.tick() => {
-                    if self.config_file_changed() {
-                        info!(path = %self.config_path.display(), "configuration file changed");
+                    if self.config_file.changed() {
+                        info!(path = %self.config_file.path.display(), "configuration file changed");
                         self.reload();
+                    }
+                    if self.key_file.changed() {
+                        info!(path = %self.key_file.path.display(), "gossip key file changed");
+                        self.reload_keys(&gossip).await;
                     }
                 }
                 _ = rescan.tick() => self.rescan_interfaces(),
@@ -478,7 +547,11 @@ impl Speaker {
                     if changed.is_err() {
                         return Err(RunError::GossipStopped);
                     }
-                    let states = stats.borrow_and_update().member_states.clone();
+                    let (states, drops) = {
+                        let now = stats.borrow_and_update();
+                        (now.member_states.clone(), now.drops.clone())
+                    };
+                    self.metrics.gossip_drops(&mut self.gossip_drops_seen, &drops);
                     for (state, count) in states {
                         if state != "alive" {
                             self.metrics.members.get_or_create(&StateLabel { state: state.into() })
@@ -778,28 +851,38 @@ impl Speaker {
         self.report_owned();
     }
 
-    /// Whether the file's content differs from the one last loaded (a ConfigMap volume is
-    /// updated by swapping a symlink, so the content, not the mtime, is compared). An
-    /// unreadable file counts as unchanged: the swap may be under way.
-    fn config_file_changed(&mut self) -> bool {
-        match std::fs::read(&self.config_path) {
-            Ok(bytes) if bytes != self.config_bytes => {
-                self.config_bytes = bytes;
-                true
-            }
-            Ok(_) => false,
+    /// Hands the key file's content, when it parses, to the gossip member; otherwise the
+    /// ring in force stays.
+    async fn reload_keys(&mut self, gossip: &GossipHandle) {
+        let path = self.key_file.path.display().to_string();
+        let result = match key_reload(&self.key_file.bytes) {
             Err(error) => {
-                debug!(%error, "cannot read the configuration file; looking again later");
-                false
+                error!(%path, %error, "gossip key reload failed; keeping the key ring in force");
+                "error"
             }
-        }
+            Ok(ring) => {
+                let (sealing, ids) = (ring.sealing_id(), ring.ids());
+                match gossip.set_keyring(ring).await {
+                    Ok(()) => {
+                        info!(%path, sealing, ?ids, "gossip keys reloaded");
+                        "ok"
+                    }
+                    Err(error) => {
+                        error!(%error, "cannot hand the new key ring to the gossip member");
+                        "error"
+                    }
+                }
+            }
+        };
+        self.metrics
+            .key_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
     }
 
     fn reload(&mut self) {
-        if let Ok(bytes) = std::fs::read(&self.config_path) {
-            self.config_bytes = bytes;
-        }
-        match Config::load(&self.config_path) {
+        self.config_file.mark_loaded();
+        match Config::load(&self.config_file.path) {
             Err(error) => {
                 error!(%error, "configuration reload failed; keeping the last good configuration");
                 self.metrics
@@ -884,5 +967,45 @@ async fn sleep_until_or_forever(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_line(id: u8, byte: &str) -> String {
+        format!("{id} {}\n", byte.repeat(32))
+    }
+
+    #[test]
+    fn a_watched_file_changes_only_when_its_content_does() {
+        let mut file = WatchedFile {
+            path: PathBuf::from("/nonexistent/swimlb-test"),
+            bytes: b"one".to_vec(),
+        };
+        assert!(!file.take(Ok(b"one".to_vec())));
+        assert!(file.take(Ok(b"two".to_vec())));
+        assert!(!file.take(Ok(b"two".to_vec())));
+        // Unreadable while a volume swaps its symlink: unchanged, and the last content stays.
+        assert!(!file.take(Err(std::io::Error::from(std::io::ErrorKind::NotFound))));
+        assert_eq!(file.bytes, b"two");
+        // Emptied: a change, which the key reload then refuses.
+        assert!(file.take(Ok(Vec::new())));
+    }
+
+    #[test]
+    fn the_key_reload_takes_a_valid_file_and_refuses_the_rest() {
+        let rotating = format!("{}{}", key_line(2, "22"), key_line(1, "11"));
+        let ring = key_reload(rotating.as_bytes()).expect("two keys");
+        assert_eq!(ring.sealing_id(), 2);
+        assert_eq!(ring.ids(), vec![1, 2]);
+        assert_eq!(key_reload(b"").err(), Some(KeyError::Empty));
+        assert_eq!(key_reload(b"# no key yet\n").err(), Some(KeyError::Empty));
+        assert_eq!(
+            key_reload(b"1 abc\n").err(),
+            Some(KeyError::BadKey { line: 1, id: 1 })
+        );
+        assert_eq!(key_reload(&[0xff, 0xfe]).err(), Some(KeyError::NotText));
     }
 }
