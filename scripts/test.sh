@@ -8,6 +8,14 @@ cd "$(dirname "$0")/.."
 
 scripts/setup.sh
 
+# Cargo's build output lives outside a fresh clone, keyed by the compiler's version, so a machine
+# that ran the tests before rebuilds only swimlb's own crates, not every dependency.
+if [ -z "${CARGO_TARGET_DIR:-}" ] && [ ! -e target ]; then
+  cargo_cache=/var/cache/swimlb/cargo-target-$(rustc -V | cut -d' ' -f2)
+  mkdir -p "$cargo_cache"
+  ln -s "$cargo_cache" target
+fi
+
 echo "== cargo fmt"
 cargo fmt --all --check
 echo "== cargo clippy"
