@@ -43,6 +43,28 @@ for copy in "$chart"/crds/*; do
 done
 step "crds/ = deploy/crds/ ($(find deploy/crds -name '*.yaml' | wc -l) files)"
 
+# The CRD chart: the same files, rendered as deploy/crds/ says (each kept on uninstall).
+crd_chart=deploy/helm/swimlb-crds
+for crd in deploy/crds/*.yaml; do
+  cmp -s "$crd" "$crd_chart/files/$(basename "$crd")" ||
+    fail "$crd_chart/files/$(basename "$crd") differs from $crd (or is missing): copy it again"
+done
+[ "$(find "$crd_chart/files" -name '*.yaml' | wc -l)" = "$(find deploy/crds -name '*.yaml' | wc -l)" ] ||
+  fail "$crd_chart/files/ holds files deploy/crds/ does not"
+helm lint --strict "$crd_chart" >"$tmp/lint.log" 2>&1 || { cat "$tmp/lint.log" >&2; fail "helm lint $crd_chart failed"; }
+helm template swimlb-crds "$crd_chart" >"$tmp/crd-chart.yaml"
+python3 - "$tmp/crd-chart.yaml" deploy/crds/*.yaml <<'PY' || fail "$crd_chart renders other CRDs than deploy/crds/"
+import sys, yaml
+rendered = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+wanted = [d for f in sys.argv[2:] for d in yaml.safe_load_all(open(f)) if d]
+for crd in rendered:
+    annotations = crd["metadata"].pop("annotations")
+    assert annotations == {"helm.sh/resource-policy": "keep"}, annotations
+key = lambda d: d["metadata"]["name"]
+assert sorted(rendered, key=key) == sorted(wanted, key=key), "rendered CRDs differ"
+PY
+step "$crd_chart renders deploy/crds/ ($(grep -c '^kind: CustomResourceDefinition' "$tmp/crd-chart.yaml") CRDs, kept on uninstall)"
+
 # Alerting rules: valid, unit-tested, and the chart renders the same file.
 command -v promtool >/dev/null || fail "promtool is missing (scripts/setup.sh installs it)"
 promtool check rules deploy/examples/prometheus-rules.yaml >"$tmp/promtool.log" 2>&1 ||
@@ -110,6 +132,21 @@ install_start=$(date +%s)
 existing() { kubectl get -f "$1" --ignore-not-found -o name | sort; }
 count() { grep -c '^kind:' "$1"; }
 jsonpath() { kubectl -n "$ns" get "$1" -o "jsonpath=$2"; }
+
+# The CRDs as a release of their own, so that helm upgrade upgrades them: installed from a copy
+# that lacks one CRD (an older swimlb), then upgraded to this chart, which brings it; the main
+# chart installed after it leaves the existing CRDs to it.
+old_crds=$tmp/swimlb-crds-old
+cp -r "$crd_chart" "$old_crds"
+rm "$old_crds/files/servicel2statuses.yaml"
+helm install swimlb-crds "$old_crds" -n "$ns" --create-namespace >/dev/null
+kubectl get crd servicel2statuses.swimlb.io >/dev/null 2>&1 && fail "the older CRD chart installed a CRD it lacks"
+helm upgrade swimlb-crds "$crd_chart" -n "$ns" >/dev/null
+kubectl wait --for condition=established --timeout=60s crd/servicel2statuses.swimlb.io >/dev/null ||
+  fail "helm upgrade of $crd_chart did not bring the new CRD"
+[ "$(kubectl get crd ipaddresspools.swimlb.io -o 'jsonpath={.metadata.annotations.meta\.helm\.sh/release-name}')" = swimlb-crds ] ||
+  fail "the CRDs are not managed by the swimlb-crds release"
+step "$crd_chart: helm upgrade brings a new CRD; the CRDs belong to that release"
 
 helm install swimlb "$chart" -n "$ns" --create-namespace >"$tmp/install.txt"
 helm get manifest swimlb -n "$ns" >"$tmp/installed.yaml"
@@ -181,8 +218,12 @@ step "upgrade: revision 2, $got objects, changed values applied (pools, advertis
 helm uninstall swimlb -n "$ns" >/dev/null
 left=$(existing "$tmp/upgraded.yaml")
 [ -z "$left" ] || fail "uninstall left: $left"
-kubectl get crd ipaddresspools.swimlb.io >/dev/null || fail "uninstall removed the CRD (helm keeps crds/)"
-step "uninstall: no object left; the CRDs stay"
+kubectl get crd ipaddresspools.swimlb.io >/dev/null || fail "uninstall removed the CRD"
+helm uninstall swimlb-crds -n "$ns" >/dev/null
+for crd in ipaddresspools l2advertisements servicel2statuses; do
+  kubectl get crd "$crd.swimlb.io" >/dev/null || fail "uninstalling swimlb-crds removed $crd (resource-policy keep)"
+done
+step "uninstall: no object left; the CRDs stay (both releases)"
 
 # The chart renders the release namespace with its Pod Security labels when asked (helm's
 # --create-namespace creates it first, the chart's Namespace then takes it over); uninstalling
