@@ -4,7 +4,7 @@
 //! |---|---|---|---|---|---|
 //! | `fast` (default) | 100 ms | 30 ms | 150 ms – 900 ms | every 30 ms to 3 | LANs; sub-second failover |
 //! | `memberlist` | 1 s | 500 ms | 4·max(1, log10 n) s – 6× that | every 200 ms to 3 | what MetalLB runs; lossy networks |
-//! | `wan` | 5 s | 3 s | 6·max(1, log10 n) s – 6× that | every 500 ms to 4 | links across sites |
+//! | `wan` | 5 s | 3 s | 30·max(1, log10 n) s – 6× that | every 500 ms to 4 | links across sites |
 //!
 //! `memberlist` mirrors hashicorp/memberlist's `DefaultLANConfig` (3 indirect probes,
 //! retransmissions 4·log10(n+1)); `wan` its `DefaultWANConfig`. Every preset disseminates each
