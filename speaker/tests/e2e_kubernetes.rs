@@ -141,12 +141,7 @@ fn rendezvous_owner(vip: IpAddr, candidates: &[&'static str]) -> &'static str {
 fn an_advertised_service_ip_moves_on_exclusion_crash_and_node_selection() {
     let logs = tempfile::tempdir().expect("temp dir");
     let (config_namespace, namespace) = controller_namespaces("speaker");
-    apply(
-        &config_namespace,
-        &format!(
-            "apiVersion: swimlb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: e2e\nspec:\n  addresses: [{POOL}]\n"
-        ),
-    );
+    apply(&config_namespace, &pool());
     let started = Instant::now();
     let (speakers, _controller) = start_cluster(logs.path(), &config_namespace);
     eprintln!("speakers ready after {:?}", started.elapsed());
@@ -438,10 +433,7 @@ fn an_api_server_outage_withdraws_nothing_and_failover_goes_on() {
     let (config_namespace, namespace) = controller_namespaces("outage");
     apply(
         &config_namespace,
-        &format!(
-            "apiVersion: swimlb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: e2e\nspec:\n  addresses: [{POOL}]\n---\n{}",
-            advertisement("")
-        ),
+        &format!("{}---\n{}", pool(), advertisement("")),
     );
     let (mut speakers, _controller) = start_cluster(logs.path(), &config_namespace);
     let all: Vec<&'static str> = NODES.iter().map(|(n, _)| *n).collect();
@@ -751,6 +743,13 @@ fn claims_logged(speakers: &[Speaker], vip: IpAddr) -> i64 {
             text.lines().filter(|l| l.contains(&needle)).count() as i64
         })
         .sum()
+}
+
+/// The IPAddressPool `e2e` of [`POOL`].
+fn pool() -> String {
+    format!(
+        "apiVersion: swimlb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: e2e\nspec:\n  addresses: [{POOL}]\n"
+    )
 }
 
 /// The L2Advertisement `e2e` with `spec` (indented lines under `spec:`); empty: no spec at

@@ -129,54 +129,16 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-note() { echo "== $*"; }
-node_ns() { echo "$prefix-n$1"; }
-node_mac() { printf '02:00:00:00:01:%02x' "$1"; }
-node_v4() { echo "192.0.2.$1"; }
-in_ns() { local ns="$1"; shift; ip netns exec "$ns" "$@"; }
+# shellcheck source=tests/lab/topology.sh disable=SC1091
+source "$here/topology.sh"
 now() { echo "$EPOCHREALTIME"; }
 
 # ---------------------------------------------------------------- topology
 v4_vips=(); for i in $(seq 200 219); do v4_vips+=("192.0.2.$i"); done
 v6_vips=(); for i in $(seq 200 209); do v6_vips+=("2001:db8:1::$(printf '%x' "$i")"); done
 
-make_ns() {
-  ip netns add "$1"
-  in_ns "$1" ip link set lo up
-  in_ns "$1" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
-  # Keep IPv6 addresses across a link flap (the kernel's default drops them, and with them the
-  # route back to the client).
-  in_ns "$1" sysctl -qw net.ipv6.conf.all.keep_addr_on_down=1 net.ipv6.conf.default.keep_addr_on_down=1
-}
-
 note "topology: $nodes nodes, prefix $prefix"
-make_ns "$br"
-in_ns "$br" ip link add br0 type bridge
-in_ns "$br" ip link set br0 up
-attach() { # namespace, port name on the bridge, MAC
-  ip -n "$br" link add "$2" type veth peer name eth0 netns "$1"
-  ip -n "$br" link set "$2" master br0 up
-  ip -n "$1" link set eth0 address "$3"
-  in_ns "$1" sysctl -qw net.ipv6.conf.eth0.accept_dad=0 net.ipv6.conf.eth0.keep_addr_on_down=1
-  ip -n "$1" link set eth0 up
-}
-for i in $(seq 1 "$nodes"); do
-  ns="$(node_ns "$i")"
-  make_ns "$ns"
-  # The kernel must not answer ARP for VIPs held on lo; only the speaker does.
-  in_ns "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
-    net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
-  attach "$ns" "p$i" "$(node_mac "$i")"
-  ip -n "$ns" addr add "$(node_v4 "$i")/24" dev eth0
-  ip -n "$ns" addr add "2001:db8:1::$i/64" dev eth0 nodad
-  for v in "${v4_vips[@]}"; do ip -n "$ns" addr add "$v/32" dev lo; done
-  for v in "${v6_vips[@]}"; do ip -n "$ns" addr add "$v/128" dev lo nodad; done
-done
-make_ns "$cl"
-attach "$cl" pc 02:00:00:00:02:64
-ip -n "$cl" addr add 192.0.2.100/24 dev eth0
-ip -n "$cl" addr add 2001:db8:1::100/64 dev eth0 nodad
+build_lan "$nodes"
 
 # ---------------------------------------------------------------- speakers
 printf '0 %s\n' "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >"$work/key"
