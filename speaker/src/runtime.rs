@@ -243,6 +243,7 @@ pub async fn run(config_path: PathBuf) -> Result<(), RunError> {
         live: BTreeSet::new(),
         trouble_since: BTreeMap::new(),
         failovers: BTreeMap::new(),
+        report_due: false,
         gossip_drops_seen: DropCounts::default(),
     };
     let span = info_span!("speaker", node = %speaker.config.node_name);
@@ -460,6 +461,9 @@ struct Speaker {
     /// VIPs just inherited from a failed member, with the start of that failure: observed
     /// into `failover_seconds` when their first announcement goes out.
     failovers: BTreeMap<IpAddr, Instant>,
+    /// Set when the owned VIPs must be reported at the next execute although no claim
+    /// changed (interface restrictions or interfaces changed).
+    report_due: bool,
     /// The gossip drop counts already added to `gossip_dropped_total`.
     gossip_drops_seen: DropCounts,
 }
@@ -657,7 +661,7 @@ impl Speaker {
                 Effect::Notice(notice) => self.notice(notice),
             }
         }
-        if changed {
+        if changed || std::mem::take(&mut self.report_due) {
             self.report_owned();
         }
     }
@@ -830,8 +834,8 @@ impl Speaker {
         self.metrics.vips.watch(&watched);
         self.owned.watch(watched);
         self.core.set_placement(std_now(), placement);
-        self.execute();
-        self.report_owned();
+        // The interface restrictions may have changed with no claim: report at the next execute.
+        self.report_due = true;
     }
 
     /// Picks up interfaces that appeared; a new one gets the owned IPv6 groups and one
@@ -848,7 +852,8 @@ impl Speaker {
                 }
             }
         }
-        self.report_owned();
+        // Interfaces came or went: which VIPs no interface may carry can change.
+        self.report_due = true;
     }
 
     /// Hands the key file's content, when it parses, to the gossip member; otherwise the
