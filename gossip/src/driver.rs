@@ -84,6 +84,8 @@ pub struct GossipHandle {
     live: watch::Receiver<BTreeSet<String>>,
     stats: watch::Receiver<DriverStats>,
     events: broadcast::Sender<MembershipEvent>,
+    /// Subscribed before the member started, for the first [`GossipHandle::subscribe`].
+    first_events: Option<broadcast::Receiver<MembershipEvent>>,
     commands: mpsc::Sender<Command>,
     task: JoinHandle<()>,
 }
@@ -102,9 +104,13 @@ impl GossipHandle {
         self.stats.clone()
     }
 
-    /// Membership events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<MembershipEvent> {
-        self.events.subscribe()
+    /// Membership events. The first call gets every event since the member started: a quick
+    /// join reports `Connected` within milliseconds, before a caller that subscribed only after
+    /// [`spawn`] returned would be listening. Later calls get the events from then on.
+    pub fn subscribe(&mut self) -> broadcast::Receiver<MembershipEvent> {
+        self.first_events
+            .take()
+            .unwrap_or_else(|| self.events.subscribe())
     }
 
     /// Joins through more peers (for example when the peer list is rediscovered).
@@ -216,7 +222,7 @@ pub async fn spawn(config: DriverConfig) -> Result<GossipHandle, DriverError> {
 
     let (live_tx, live) = watch::channel(member.live_names());
     let (stats_tx, stats) = watch::channel(DriverStats::default());
-    let (events, _) = broadcast::channel(1024);
+    let (events, first_events) = broadcast::channel(1024);
     let (commands, command_rx) = mpsc::channel(16);
     let span = info_span!("gossip", node = %identity.name, addr = %identity.addr);
     info!(parent: &span, generation, peers = ?config.peers, "gossip member starting");
@@ -239,6 +245,7 @@ pub async fn spawn(config: DriverConfig) -> Result<GossipHandle, DriverError> {
         live,
         stats,
         events,
+        first_events: Some(first_events),
         commands,
         task,
     })

@@ -144,3 +144,31 @@ async fn a_wildcard_address_is_never_advertised() {
         Ok(_) => panic!("a wildcard bind without an advertise address must be refused"),
     }
 }
+
+#[tokio::test]
+async fn a_quick_join_reports_connected_to_a_subscriber_that_came_after_it() {
+    let members = three_members().await;
+    let peers = members.iter().map(|m| m.identity().addr).collect();
+    let mut joiner = driver::spawn(config("d", peers, KeyRing::new(1, KEY)))
+        .await
+        .expect("bind");
+    let mut live = joiner.live_members();
+    let took = wait_for(&mut live, Duration::from_secs(10), |s| {
+        *s == names(&["a", "b", "c", "d"])
+    })
+    .await;
+    assert!(took.is_some(), "d never saw all four: {:?}", *live.borrow());
+    // The joiner has its member list by now, and reported Connected before anyone listened.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut events = joiner.subscribe();
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, swimlb_gossip::MembershipEvent::Connected)),
+        "the first subscriber missed Connected: {seen:?}"
+    );
+    drop(members);
+}

@@ -473,7 +473,7 @@ fn std_now() -> std::time::Instant {
 }
 
 impl Speaker {
-    async fn event_loop(&mut self, gossip: GossipHandle) -> Result<(), RunError> {
+    async fn event_loop(&mut self, mut gossip: GossipHandle) -> Result<(), RunError> {
         let mut live_rx = gossip.live_members();
         let mut events = gossip.subscribe();
         let mut stats = gossip.stats();
