@@ -406,19 +406,25 @@ pub fn gratuitous_arp_request(vip: Ipv4Addr, local_mac: Mac) -> Vec<u8> {
     )
 }
 
-/// A broadcast ARP probe for `vip` (RFC 5227: sender IP 0.0.0.0, so no neighbour cache
-/// learns from it). A host holding `vip` answers with a reply to `local_mac`.
-pub fn arp_probe(vip: Ipv4Addr, local_mac: Mac) -> Vec<u8> {
+/// A broadcast ARP request for `target` from `sender_ip` at `sender_mac`, as a client sends
+/// one. A host holding `target` answers with a reply to `sender_mac`.
+pub fn arp_request(target: Ipv4Addr, sender_ip: Ipv4Addr, sender_mac: Mac) -> Vec<u8> {
     arp_frame(
         Mac::BROADCAST,
         ArpFields {
             operation: ARP_REQUEST,
-            sender_mac: local_mac,
-            sender_ip: Ipv4Addr::UNSPECIFIED,
+            sender_mac,
+            sender_ip,
             target_mac: Mac::ZERO,
-            target_ip: vip,
+            target_ip: target,
         },
     )
+}
+
+/// A broadcast ARP probe for `vip` (RFC 5227: sender IP 0.0.0.0, so no neighbour cache
+/// learns from it). A host holding `vip` answers with a reply to `local_mac`.
+pub fn arp_probe(vip: Ipv4Addr, local_mac: Mac) -> Vec<u8> {
+    arp_request(vip, Ipv4Addr::UNSPECIFIED, local_mac)
 }
 
 /// A broadcast gratuitous ARP reply (target MAC = sender MAC, which Linux requires before it
@@ -589,6 +595,24 @@ pub fn claimed_address(frame: &[u8]) -> Option<(IpAddr, Mac)> {
     ))
 }
 
+/// The answer a frame gives to a client at `client_mac` (and `client_v6`): an ARP reply sent to
+/// that MAC, or a solicited Neighbor Advertisement sent to that address, as (the address asked
+/// for, the MAC that answered). Announcements and answers to other hosts are `None`.
+pub fn answer_to(frame: &[u8], client_mac: Mac, client_v6: Ipv6Addr) -> Option<(IpAddr, Mac)> {
+    if let Some((operation, sender_mac, sender_ip, target_mac, _)) = arp_fields(frame) {
+        return (operation == ARP_REPLY && target_mac == client_mac)
+            .then_some((IpAddr::V4(sender_ip), sender_mac));
+    }
+    let advertisement = parse_advertisement(frame)?;
+    if !advertisement.solicited || advertisement.destination_ip != client_v6 {
+        return None;
+    }
+    Some((
+        IpAddr::V6(advertisement.target),
+        advertisement.target_link_layer?,
+    ))
+}
+
 /// The fields of an ARP frame: (operation, sender MAC, sender IP, target MAC, target IP).
 pub type ArpFrameFields = (u16, Mac, Ipv4Addr, Mac, Ipv4Addr);
 
@@ -681,6 +705,49 @@ mod tests {
                 target_ip: Ipv4Addr::new(192, 0, 2, 200),
             })
         );
+    }
+
+    #[test]
+    fn a_client_sees_only_the_answers_to_its_own_requests() {
+        let client_v4 = Ipv4Addr::new(192, 0, 2, 100);
+        let client_v6: Ipv6Addr = "2001:db8::64".parse().expect("addr");
+        let other = Mac([0x02, 0, 0, 0, 0, 0x65]);
+        let vip = Ipv4Addr::new(192, 0, 2, 200);
+        let Ok(Request::Arp(request)) =
+            parse_frame(&arp_request(vip, client_v4, CLIENT_MAC), LOCAL_MAC)
+        else {
+            panic!("a client's request is a request to answer");
+        };
+        assert_eq!(request.sender_ip, client_v4);
+        let answer = arp_reply(&request, vip, LOCAL_MAC);
+        assert_eq!(
+            answer_to(&answer, CLIENT_MAC, client_v6),
+            Some((IpAddr::V4(vip), LOCAL_MAC))
+        );
+        assert_eq!(answer_to(&answer, other, client_v6), None, "not ours");
+        for announcement in [
+            gratuitous_arp_request(vip, LOCAL_MAC),
+            gratuitous_arp_reply(vip, LOCAL_MAC),
+        ] {
+            assert_eq!(answer_to(&announcement, CLIENT_MAC, client_v6), None);
+        }
+
+        let vip6: Ipv6Addr = "2001:db8::c8".parse().expect("addr");
+        let Ok(Request::Ndp(solicitation)) = parse_frame(
+            &neighbor_solicitation(vip6, client_v6, CLIENT_MAC),
+            LOCAL_MAC,
+        ) else {
+            panic!("a client's solicitation is a request to answer");
+        };
+        let advertisement = solicited_advertisement(&solicitation, vip6, LOCAL_MAC);
+        assert_eq!(
+            answer_to(&advertisement, CLIENT_MAC, client_v6),
+            Some((IpAddr::V6(vip6), LOCAL_MAC))
+        );
+        let elsewhere: Ipv6Addr = "2001:db8::65".parse().expect("addr");
+        assert_eq!(answer_to(&advertisement, CLIENT_MAC, elsewhere), None);
+        let unsolicited = unsolicited_advertisement(vip6, vip6, LOCAL_MAC);
+        assert_eq!(answer_to(&unsolicited, CLIENT_MAC, client_v6), None);
     }
 
     #[test]
