@@ -62,6 +62,8 @@ fi
 
 prefix="swsoak$$"
 work="$(mktemp -d /tmp/swimlb-soak.XXXXXX)"
+# shellcheck disable=SC2034 # the bridge namespace, for topology.sh
+br="$prefix-br"
 cl="$prefix-cl"
 loops=""
 
