@@ -28,7 +28,7 @@ cargo build -q -p swimlb-controller -p swimlb-ctl
 bin_dir="$(realpath -m "${CARGO_TARGET_DIR:-target}")/debug"
 export SWIMLB_E2E_CONTROLLER_BIN="$bin_dir/swimlb-controller" SWIMLB_E2E_CTL_BIN="$bin_dir/swimlbctl"
 # The test pauses the API server (SIGSTOP) to check failover without it.
-export SWIMLB_E2E_APISERVER_PID=${pids[1]}
+export SWIMLB_E2E_APISERVER_PID=$apiserver_pid
 tests_start=$(date +%s)
 cargo test -p swimlb-speaker --test e2e_kubernetes -- --ignored --test-threads=1 --nocapture "$@"
 echo "== speaker e2e took $(($(date +%s) - tests_start)) s"

@@ -28,7 +28,7 @@ echo "== fuzz regression tests"; cargo test --manifest-path fuzz/Cargo.toml --ta
 echo "== fuzz (every target for 12 s)"; scripts/fuzz.sh
 echo "== speaker lab (network namespaces)"; tests/lab/lab.sh
 echo "== gossip key rotation lab (network namespaces, ~40 s)"; tests/lab/key-rotation.sh
-echo "== soak lab, short (network namespaces, ~80 s)"; tests/lab/soak.sh --seconds 60
+echo "== soak lab, short (network namespaces, ~65 s)"; tests/lab/soak.sh --seconds 45
 scripts/e2e-controller.sh
 echo "== deploy manifests"; kubectl kustomize deploy/ >/dev/null; scripts/check-helm-chart.sh
 scripts/e2e-speaker.sh

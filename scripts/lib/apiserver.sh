@@ -1,7 +1,8 @@
 # Shared by the end-to-end scripts (source it): a real kube-apiserver (v1.20.2, built once by
 # scripts/kube-apiserver.sh) and etcd, both on 127.0.0.1 only, on random free ports, with their
 # data in a temporary directory ($work) removed on exit. Afterwards: $token (admin), $KUBECONFIG
-# (admin), write_kubeconfig FILE TOKEN, free_port, and the pids array killed on exit.
+# (admin), write_kubeconfig FILE TOKEN, free_port, start_apiserver (to start it again after a
+# test stopped it; its pid is $apiserver_pid) and the pids array killed on exit.
 # Set e2e_users=(name ...) before sourcing for extra users without any RBAC binding.
 # A cluster test sets, before sourcing: apiserver_netns (a network namespace to run etcd and the
 # API server in, instead of the current one), apiserver_address (the address to bind and
@@ -72,32 +73,37 @@ token=$(openssl rand -hex 24)
   done
 } >"$work/tokens.csv"
 
-${in_apiserver_netns[@]+"${in_apiserver_netns[@]}"} "$apiserver" \
-  --etcd-servers "http://127.0.0.1:$etcd_client" \
-  --bind-address "$apiserver_address" --advertise-address "$apiserver_address" --secure-port "$apiserver_port" --insecure-port 0 \
-  --cert-dir "$work/certs" \
-  --service-account-issuer https://kubernetes.default.svc \
-  --service-account-key-file "$work/service-account.key" \
-  --service-account-signing-key-file "$work/service-account.key" \
-  --token-auth-file "$work/tokens.csv" --authorization-mode RBAC \
-  --service-cluster-ip-range 10.96.0.0/16,2001:db8:96::/112 --feature-gates IPv6DualStack=true \
-  --endpoint-reconciler-type none \
-  ${apiserver_args[@]+"${apiserver_args[@]}"} \
-  >"$work/apiserver.log" 2>&1 &
-pids+=($!)
-
-start=$(date +%s)
-ready=""
-for _ in $(seq 1 120); do
-  if [ "$(${in_apiserver_netns[@]+"${in_apiserver_netns[@]}"} curl -sk -m 2 -H "Authorization: Bearer $token" "https://$apiserver_address:$apiserver_port/readyz" || true)" = ok ]; then
-    ready=yes
-    break
-  fi
-  kill -0 "${pids[1]}" 2>/dev/null || break
-  sleep 0.5
-done
-[ -n "$ready" ] || { echo "kube-apiserver did not become ready" >&2; exit 1; }
-echo "== kube-apiserver ready in $(($(date +%s) - start)) s on $apiserver_address:$apiserver_port"
+# Starts the API server (again, after a test stopped it: same flags, same etcd) and waits until
+# it is ready; its pid is $apiserver_pid, and in pids.
+start_apiserver() {
+  local start ready=""
+  ${in_apiserver_netns[@]+"${in_apiserver_netns[@]}"} "$apiserver" \
+    --etcd-servers "http://127.0.0.1:$etcd_client" \
+    --bind-address "$apiserver_address" --advertise-address "$apiserver_address" --secure-port "$apiserver_port" --insecure-port 0 \
+    --cert-dir "$work/certs" \
+    --service-account-issuer https://kubernetes.default.svc \
+    --service-account-key-file "$work/service-account.key" \
+    --service-account-signing-key-file "$work/service-account.key" \
+    --token-auth-file "$work/tokens.csv" --authorization-mode RBAC \
+    --service-cluster-ip-range 10.96.0.0/16,2001:db8:96::/112 --feature-gates IPv6DualStack=true \
+    --endpoint-reconciler-type none \
+    ${apiserver_args[@]+"${apiserver_args[@]}"} \
+    >>"$work/apiserver.log" 2>&1 &
+  apiserver_pid=$!
+  pids+=("$apiserver_pid")
+  start=$(date +%s)
+  for _ in $(seq 1 120); do
+    if [ "$(${in_apiserver_netns[@]+"${in_apiserver_netns[@]}"} curl -sk -m 2 -H "Authorization: Bearer $token" "https://$apiserver_address:$apiserver_port/readyz" || true)" = ok ]; then
+      ready=yes
+      break
+    fi
+    kill -0 "$apiserver_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  [ -n "$ready" ] || { echo "kube-apiserver did not become ready" >&2; exit 1; }
+  echo "== kube-apiserver ready in $(($(date +%s) - start)) s on $apiserver_address:$apiserver_port"
+}
+start_apiserver
 
 write_kubeconfig() {
   cat >"$1" <<EOF

@@ -23,7 +23,9 @@
 # from the legacy ConfigMap, two nginx-like Deployments exposed as LoadBalancer Services, curl -I
 # from the client for both VIPs, owners = rendezvous owners; failover (the owner's cable pulled and
 # its kubelet stopped) as the client's curl loop sees it; externalTrafficPolicy Local following the
-# ready pod; a rollout restart of the speakers with no failed request; delete -k leaves nothing.
+# ready pod; a rollout restart of the speakers with no failed request; the control plane killed
+# for 60 s with a node failing in it (no VIP withdrawn, the failover still made, no address
+# changed, a new Service served after the return); delete -k leaves nothing.
 #
 # CLUSTER_HOLD=SECONDS keeps the cluster up after the install for a look around.
 set -euo pipefail
@@ -207,15 +209,20 @@ source scripts/lib/apiserver.sh
 # The library's exit trap runs cluster_cleanup first; keep this script's verdict on the host.
 trap 'status=$?; [ "$status" = 0 ] || keep_logs=1; cleanup; [ "$cluster_status" = 0 ] || exit 1; exit $status' EXIT
 mkdir -p "$cluster/cp"
-nsenter --net="/run/netns/$cp" "$kube/kube-controller-manager" --kubeconfig "$KUBECONFIG" --leader-elect=false \
-  --port 0 --secure-port 0 \
-  --service-account-private-key-file "$work/service-account.key" --root-ca-file "$pki/ca.crt" \
-  --node-monitor-period 2s --node-monitor-grace-period 20s \
-  >"$cluster/cp/controller-manager.log" 2>&1 &
-pids+=($!)
-nsenter --net="/run/netns/$cp" "$kube/kube-scheduler" --kubeconfig "$KUBECONFIG" --leader-elect=false --port 0 \
-  --secure-port 0 >"$cluster/cp/scheduler.log" 2>&1 &
-pids+=($!)
+# The controller manager and the scheduler; their pids are in cp_controllers (and pids).
+start_cp_controllers() {
+  nsenter --net="/run/netns/$cp" "$kube/kube-controller-manager" --kubeconfig "$KUBECONFIG" --leader-elect=false \
+    --port 0 --secure-port 0 \
+    --service-account-private-key-file "$work/service-account.key" --root-ca-file "$pki/ca.crt" \
+    --node-monitor-period 2s --node-monitor-grace-period 20s \
+    >>"$cluster/cp/controller-manager.log" 2>&1 &
+  cp_controllers=($!)
+  nsenter --net="/run/netns/$cp" "$kube/kube-scheduler" --kubeconfig "$KUBECONFIG" --leader-elect=false --port 0 \
+    --secure-port 0 >>"$cluster/cp/scheduler.log" 2>&1 &
+  cp_controllers+=($!)
+  pids+=("${cp_controllers[@]}")
+}
+start_cp_controllers
 
 # ---------------------------------------------------------------- nodes
 # Values the kubelet requires of these tunables (--protect-kernel-defaults makes it check, not
@@ -487,6 +494,18 @@ curl_loop() {
     sleep 0.05
   done >"$file"
 }
+# loop_outage LOG VIP FROM [TO]: "failed back" for VIP's requests in a curl_loop LOG from FROM
+# (to TO): how many failed, and when (seconds after FROM) the first 200 after the last failure
+# came ("-": none did).
+loop_outage() {
+  awk -v v="$2" -v from="$3" -v to="${4:-}" '
+    $2 == v && $1 >= from && (to == "" || $1 <= to) { n++; t[n] = $1; ok[n] = ($3 == 200); if (!ok[n]) { bad++; last = n } }
+    END {
+      back = "-"
+      for (i = last + 1; i <= n; i++) if (ok[i]) { back = sprintf("%.3f", t[i] - from); break }
+      print bad + 0, back
+    }' "$1"
+}
 victim=${owner[$vip1]}
 survivors=$(for i in 1 2 3; do [ "$i" = "$victim" ] || echo "$i"; done | tr '\n' ' ')
 # The backends leave the victim first: this measures swimlb's failover, not the minutes the node
@@ -512,14 +531,9 @@ for vip in "$vip1" "$vip2"; do
     [ "$new" = "${owner[$vip]}" ] || fail "rendezvous: $vip should stay on node-${owner[$vip]}"
   fi
   wait_owner "$vip" "$new" $survivors
-  # The outage the client saw: from the cut to the first 200 after the last failure.
-  read -r failed last_bad outage < <(awk -v v="$vip" -v cut="$cut_at" '
-    $2 == v && $1 >= cut && $3 != 200 { n++; last = $1 }
-    END { printf "%d %s %.3f\n", n, (last ? last : 0), (last ? last - cut : 0) }' "$cluster/failover.log")
+  read -r failed back < <(loop_outage "$cluster/failover.log" "$vip" "$cut_at")
   if [ "${owner[$vip]}" = "$victim" ]; then
-    back=$(awk -v v="$vip" -v after="$last_bad" -v cut="$cut_at" \
-      '$2 == v && $1 > after && $1 > cut && $3 == 200 { printf "%.3f", $1 - cut; exit }' "$cluster/failover.log")
-    [ -n "$back" ] || fail "$vip never answered again after node-$victim's cable was pulled"
+    [ "$back" != - ] || fail "$vip never answered again after node-$victim's cable was pulled"
     note "failover of $vip: node-$victim -> node-$new; the client's loop failed $failed requests, first 200 again ${back} s after the cut"
     awk -v b="$back" 'BEGIN { exit !(b <= 3) }' || fail "failover of $vip took $back s (> 3 s)"
     if awk -v b="$back" 'BEGIN { exit !(b <= 1) }'; then
@@ -592,6 +606,146 @@ kill -0 "$loop_pid" 2>/dev/null || [ "$(wc -l <"$cluster/rollout.log")" -lt 6000
 [ "$failed" = 0 ] || fail "$failed requests failed during the rollout restart"
 for vip in "$vip1" "$vip2"; do wait_owner "$vip" "$(rendezvous_owner "$vip" 1 2 3)"; done
 
+# ---------------------------------------------------------------- 6. API server outage
+# The control plane stops for 60 s: the API server is killed (connections refused, every watch
+# broken), the controller manager and the scheduler with it, as when the control-plane node goes
+# down (with leader election, which these single instances run without, they would exit once
+# their lease lapsed and start afresh anyway). 15 s in, the node announcing $vip1 fails (cable
+# and kubelet; its backends moved off it first, as in step 3). Every second each speaker's /vips
+# is read from the client, and the client's curl loop runs throughout. Fails when a VIP is
+# withdrawn in the outage (no speaker claims it, or a VIP of a healthy owner fails a request),
+# when the failover takes over 3 s, when a Service's address changes, or when a Service created
+# after the return is not allocated and announced within 60 s.
+for vip in "$vip1" "$vip2"; do owner[$vip]=$(rendezvous_owner "$vip" 1 2 3); done
+victim=${owner[$vip1]}
+survivors=$(for i in 1 2 3; do [ "$i" = "$victim" ] || echo "$i"; done | tr '\n' ' ')
+kubectl cordon "node-$victim" >/dev/null
+kubectl delete pods -l app --field-selector "spec.nodeName=node-$victim" --grace-period 1 >/dev/null
+kubectl rollout status deploy/nginx --timeout 120s >/dev/null || fail "nginx not Ready off node-$victim"
+kubectl rollout status deploy/nginx2 --timeout 120s >/dev/null || fail "nginx2 not Ready off node-$victim"
+for vip in "$vip1" "$vip2"; do
+  for _ in $(seq 1 40); do [ "$(http_code "$vip")" = 200 ] && break; sleep 0.25; done
+done
+note "backends moved off node-$victim, which announces $vip1"
+service_addresses() { kubectl get svc nginx nginx2 -o jsonpath='{range .items[*]}{.metadata.name}={.status.loadBalancer.ingress[*].ip} {end}'; }
+addresses_before=$(service_addresses)
+curl_loop "$cluster/outage.log" 100000 &
+loop_pid=$!
+sleep 1
+# kill -9: a graceful API server would first wait out its open requests and watches.
+kill -9 "$apiserver_pid" "${cp_controllers[@]}"
+wait "$apiserver_pid" "${cp_controllers[@]}" 2>/dev/null || true
+outage_start=$EPOCHREALTIME
+note "control plane stopped: kube-apiserver, controller manager and scheduler killed (-9)"
+: >"$cluster/outage-claims.log"
+cut_at=""
+nodes_up="1 2 3"
+while awk -v s="$outage_start" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n - s < 60) }'; do
+  if [ -z "$cut_at" ] && awk -v s="$outage_start" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n - s >= 15) }'; then
+    cut_at=$EPOCHREALTIME
+    cable "$victim" down
+    kill "${kubelet_pid[$victim]}"
+    nodes_up=$survivors
+    note "API server down: pulled node-$victim's cable and stopped its kubelet"
+  fi
+  # One line per VIP: time, VIP, the nodes claiming it (comma-separated, "-" for none).
+  sample_at=$EPOCHREALTIME
+  for i in $nodes_up; do vips_of "$i" | sed "s/^/$i /"; done >"$cluster/outage-sample"
+  for vip in "$vip1" "$vip2"; do
+    echo "$sample_at $vip $(awk -v v="$vip" '$2 == v { printf "%s%s", (n++ ? "," : ""), $1 } END { if (!n) printf "-" }' \
+      "$cluster/outage-sample")"
+  done >>"$cluster/outage-claims.log"
+  sleep 1
+done
+outage_end=$EPOCHREALTIME
+[ -n "$cut_at" ] || fail "API server down: the node failure never happened"
+# Judge the samples: before the cut each VIP is claimed by its owner alone; after it, a VIP of a
+# survivor stays with it, and the victim's VIP is claimed by its new owner alone from 3 s on.
+declare -A outage_owner=()
+for vip in "$vip1" "$vip2"; do
+  if [ "${owner[$vip]}" = "$victim" ]; then
+    # shellcheck disable=SC2086
+    outage_owner[$vip]=$(rendezvous_owner "$vip" $survivors)
+  else
+    outage_owner[$vip]=${owner[$vip]}
+  fi
+  read -r samples withdrawn wrong < <(awk -v v="$vip" -v cut="$cut_at" -v before="${owner[$vip]}" \
+    -v after="${outage_owner[$vip]}" '
+    $2 != v { next }
+    { n++; want = ($1 < cut) ? before : after }
+    $1 >= cut && $1 < cut + 3 && before != after { next }
+    $3 == "-" { gone++; next }
+    $3 != want { bad++ }
+    END { print n + 0, gone + 0, bad + 0 }' "$cluster/outage-claims.log")
+  [ "$withdrawn" = 0 ] || fail "API server down: $vip claimed by no speaker in $withdrawn of $samples samples"
+  [ "$wrong" = 0 ] || fail "API server down: $vip claimed by other than node-${outage_owner[$vip]} in $wrong of $samples samples"
+  read -r failed back < <(loop_outage "$cluster/outage.log" "$vip" "$outage_start" "$outage_end")
+  if [ "${owner[$vip]}" = "$victim" ]; then
+    read -r failed back < <(loop_outage "$cluster/outage.log" "$vip" "$cut_at" "$outage_end")
+    [ "$back" != - ] || fail "API server down: $vip never answered again after node-$victim failed"
+    awk -v b="$back" 'BEGIN { exit !(b <= 3) }' || fail "API server down: failover of $vip took $back s (> 3 s)"
+    note "API server down: $vip failed over node-$victim -> node-${outage_owner[$vip]}; $failed failed requests, first 200 again $back s after the cut; $samples samples, claimed in each outside the 3 s of the failover"
+    outage_failover=$back
+  else
+    [ "$failed" = 0 ] || fail "API server down: $vip (on healthy node-${owner[$vip]}) lost $failed requests"
+    note "API server down: $vip stayed on node-${owner[$vip]}, claimed in all $samples samples, no failed request"
+  fi
+done
+start_apiserver
+start_cp_controllers
+return_at=$EPOCHREALTIME
+note "control plane started again after $(elapsed_since "$outage_start") s"
+# Resync: a Service created now is allocated by the controller and announced by its owner
+# (the watchers reconnect with backoff); the existing ones keep their addresses.
+kubectl expose deploy nginx --name nginx3 --port 8080 --target-port 80 --type LoadBalancer >/dev/null
+vip3=""
+for _ in $(seq 1 120); do
+  vip3=$(kubectl get svc nginx3 -o jsonpath='{.status.loadBalancer.ingress[0].ip}')
+  [ -n "$vip3" ] && break
+  sleep 0.5
+done
+[ -n "$vip3" ] || fail "after the API server returned, a new Service got no address within 60 s"
+allocated=$(elapsed_since "$return_at")
+# Until it answers (bounded, 180 s): when a speaker first claimed it, when kube-proxy on a
+# surviving node first had a rule for it. The watchers reconnect with kube-runtime's default
+# backoff (up to 30 s, jittered up to twice that), and a watch resumed on the new API server
+# is answered "too old" and listed again after one more delay.
+claimed="" proxied="" served=""
+while awk -v s="$return_at" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n - s < 180) }'; do
+  # shellcheck disable=SC2086
+  [ -n "$claimed" ] || [ -z "$(owners_of "$vip3" $survivors)" ] || claimed=$(elapsed_since "$return_at")
+  if [ -z "$proxied" ]; then
+    for i in $survivors; do
+      if nsenter --net="/run/netns/$prefix-n$i" iptables-save -t nat | grep -q -- "-d $vip3/32"; then
+        proxied=$(elapsed_since "$return_at")
+      fi
+    done
+  fi
+  if [ "$(http_code "$vip3")" = 200 ]; then served=$(elapsed_since "$return_at"); break; fi
+  sleep 0.25
+done
+[ -n "$served" ] || fail "after the API server returned, the new Service's $vip3 did not answer 200 within 180 s (claimed after ${claimed:--} s, kube-proxy rule after ${proxied:--} s)"
+# shellcheck disable=SC2086
+wait_owner "$vip3" "$(rendezvous_owner "$vip3" $survivors)" $survivors
+addresses_after=$(service_addresses)
+[ "$addresses_after" = "$addresses_before" ] ||
+  fail "the controller changed addresses over the outage: '$addresses_before' -> '$addresses_after'"
+allocation_failures=$(kubectl get events --field-selector reason=AllocationFailed -o name | wc -l)
+[ "$allocation_failures" = 0 ] || fail "AllocationFailed Events after the outage: $allocation_failures"
+note "after the return: nginx3 got $vip3 after $allocated s, a speaker claimed it after $claimed s, kube-proxy had its rule after $proxied s, and it answered 200 after $served s; nginx and nginx2 kept '$addresses_before'"
+cable "$victim" up
+start_kubelet "$victim"
+kubectl wait --for condition=Ready --timeout 60s "node/node-$victim" >/dev/null || fail "node-$victim not Ready again"
+kubectl uncordon "node-$victim" >/dev/null
+for vip in "$vip1" "$vip2" "$vip3"; do wait_owner "$vip" "$(rendezvous_owner "$vip" 1 2 3)"; done
+kill "$loop_pid" 2>/dev/null || true
+wait "$loop_pid" 2>/dev/null || true
+read -r after_failed _ < <(loop_outage "$cluster/outage.log" "$vip2" "$outage_end")
+read -r after_failed1 _ < <(loop_outage "$cluster/outage.log" "$vip1" "$outage_end")
+note "node-$victim back, every VIP with its rendezvous owner; requests failed from the return to now: $after_failed1 to $vip1, $after_failed to $vip2"
+[ $((after_failed + after_failed1)) = 0 ] || fail "$((after_failed + after_failed1)) requests failed after the control plane returned"
+kubectl delete svc nginx3 >/dev/null
+
 # ---------------------------------------------------------------- memory
 # rss_mib PID...: their summed resident memory.
 rss_mib() { for pid in "$@"; do awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null; done |
@@ -603,7 +757,7 @@ all_pids=$(printf '%s\n' $cp_pids $node_pids $pod_pids | sort -un)
 # shellcheck disable=SC2086
 note "memory (RSS): control plane $(rss_mib $cp_pids) MiB, 3 nodes' daemons and host-network pods $(rss_mib $node_pids) MiB, all pods $(rss_mib $pod_pids) MiB; everything $(rss_mib $all_pids) MiB"
 
-# ---------------------------------------------------------------- 6. uninstall
+# ---------------------------------------------------------------- 7. uninstall
 kubectl delete svc nginx nginx2 >/dev/null
 kubectl delete deploy nginx nginx2 >/dev/null
 kubectl delete -f deploy/examples/legacy-configmap.yaml >/dev/null
@@ -620,4 +774,4 @@ for vip in "$vip1" "$vip2"; do
   [ -z "$(owners_of "$vip" 2>/dev/null)" ] || fail "$vip still announced after delete -k"
 done
 note "delete -k deploy/ left nothing behind"
-echo "== cluster test passed: cluster start ${cluster_seconds} s, DaemonSet Ready ${ds_seconds} s, first 200 ${first_200} s, failover ${failover_seconds} s, rollout ${rollout_seconds} s"
+echo "== cluster test passed: cluster start ${cluster_seconds} s, DaemonSet Ready ${ds_seconds} s, first 200 ${first_200} s, failover ${failover_seconds} s, rollout ${rollout_seconds} s, failover with the API server down ${outage_failover} s"
