@@ -721,7 +721,11 @@ while awk -v s="$return_at" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n - s < 180) }
       fi
     done
   fi
-  if [ "$(http_code "$vip3")" = 200 ]; then served=$(elapsed_since "$return_at"); break; fi
+  if [ "$(http_code "$vip3")" = 200 ]; then
+    served=$(elapsed_since "$return_at")
+    claimed=${claimed:-$served}
+    break
+  fi
   sleep 0.25
 done
 [ -n "$served" ] || fail "after the API server returned, the new Service's $vip3 did not answer 200 within 180 s (claimed after ${claimed:--} s, kube-proxy rule after ${proxied:--} s)"
