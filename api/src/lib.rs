@@ -4,6 +4,7 @@
 
 mod advertisement;
 pub mod annotations;
+pub mod backoff;
 mod class;
 pub mod client;
 pub mod discovery;
@@ -13,6 +14,7 @@ mod status;
 pub mod store;
 
 pub use advertisement::{Advertisement, AdvertisementError, L2Advertisement, L2AdvertisementSpec};
+pub use backoff::ReconnectBackoff;
 pub use class::ClassFilter;
 pub use client::Agent;
 pub use selector::Selector;

@@ -5,7 +5,7 @@
 //!
 //! A watch error never empties the view: the last state that was fully listed stays in force
 //! (an API server outage must not stop announcements; gossip failover keeps working), and the
-//! watchers retry with backoff. A re-list replaces a kind's objects only once it is complete.
+//! watchers retry with [`ReconnectBackoff`] (at most 5 s apart). A re-list replaces a kind's objects only once it is complete.
 //!
 //! EndpointSlices are read from `discovery.k8s.io/v1` (Kubernetes 1.21 and later) or, when the
 //! API server does not serve it, from `discovery.k8s.io/v1beta1` (1.17 to 1.24), so
@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use swimlb_api::annotations::DEFAULT_LOAD_BALANCER_CLASS;
 use swimlb_api::discovery::serves;
-use swimlb_api::{Advertisement, IPAddressPool, L2Advertisement, Store};
+use swimlb_api::{Advertisement, IPAddressPool, L2Advertisement, ReconnectBackoff, Store};
 use tokio::sync::{mpsc, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -273,7 +273,7 @@ where
     K::DynamicType: Default,
 {
     watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
+        .backoff(ReconnectBackoff::from_entropy())
         .map(move |item| match item {
             Ok(event) => wrap(event),
             Err(error) => Input::WatchError(kind, error),

@@ -24,7 +24,8 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde_json::json;
 use swimlb_api::discovery::serves_kind;
 use swimlb_api::{
-    IPAddressPool, IPAddressPoolStatus, POOL_CONDITION_VALID, Relist, Store, annotations,
+    IPAddressPool, IPAddressPoolStatus, POOL_CONDITION_VALID, ReconnectBackoff, Relist, Store,
+    annotations,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -75,7 +76,7 @@ where
     K::DynamicType: Default,
 {
     watcher::watcher(api, config)
-        .default_backoff()
+        .backoff(ReconnectBackoff::from_entropy())
         .map(move |item| match item {
             Ok(event) => wrap(event),
             Err(e) => Input::WatchError(resource, e),
