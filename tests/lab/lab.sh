@@ -117,15 +117,7 @@ cleanup() {
   for i in "${!pid[@]}"; do kill -9 "${pid[$i]}" 2>/dev/null; done
   for k in "${!probe_pid[@]}"; do kill -9 "${probe_pid[$k]}" 2>/dev/null; done
   for p in ${client_pings:-}; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-"); do ip netns del "$ns"; done
-  if [ $rc -ne 0 ] && [ -d "$work" ]; then
-    echo "lab failed; speaker logs (last lines; all kept in $work):" >&2
-    for f in "$work"/n*.log; do echo "--- $f" >&2; tail -n 8 "$f" >&2; done
-  else
-    rm -rf "$work"
-  fi
-  exit $rc
+  lab_teardown "$rc" "lab"
 }
 trap cleanup EXIT INT TERM
 

@@ -72,15 +72,7 @@ cleanup() {
   set +e
   for p in $loops; do kill "$p" 2>/dev/null; done
   for f in "$work"/pid-n*; do [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null; done
-  wait 2>/dev/null
-  for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-"); do ip netns del "$ns"; done
-  if [ $rc -ne 0 ] && [ -d "$work" ]; then
-    echo "soak failed; speaker logs (last lines; all kept in $work):" >&2
-    for f in "$work"/n*.log; do echo "--- $f" >&2; tail -n 8 "$f" >&2; done
-  else
-    rm -rf "$work"
-  fi
-  exit $rc
+  lab_teardown "$rc" "soak"
 }
 trap cleanup EXIT INT TERM
 

@@ -4,7 +4,7 @@
 # n1..nN with eth0 on 192.0.2.I/24 and 2001:db8:1::I/64 and every VIP on lo (the kernel does
 # not answer ARP for them: only the speaker does), and a client $cl on 192.0.2.100 and
 # 2001:db8:1::100. Everything lives in namespaces named "$prefix-*", which the caller's trap
-# removes.
+# removes with lab_teardown.
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 note() { echo "== $*"; }
@@ -12,6 +12,22 @@ node_ns() { echo "$prefix-n$1"; }
 node_mac() { printf '02:00:00:00:01:%02x' "$1"; }
 node_v4() { echo "192.0.2.$1"; }
 in_ns() { local ns="$1"; shift; ip netns exec "$ns" "$@"; }
+
+# lab_teardown STATUS NAME: the end of every lab's exit trap, once it has killed its own
+# processes: waits for them, removes the lab's namespaces, keeps $work (and shows the speakers'
+# last log lines) when STATUS says the lab failed, removes it otherwise; exits with STATUS.
+lab_teardown() {
+  local status=$1 ns f
+  wait 2>/dev/null
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$prefix-"); do ip netns del "$ns"; done
+  if [ "$status" -ne 0 ] && [ -d "$work" ]; then
+    echo "$2 failed; speaker logs (last lines; all kept in $work):" >&2
+    for f in "$work"/n*.log; do echo "--- $f" >&2; tail -n 8 "$f" >&2; done
+  else
+    rm -rf "$work"
+  fi
+  exit "$status"
+}
 
 make_ns() {
   ip netns add "$1"
