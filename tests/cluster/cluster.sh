@@ -25,9 +25,11 @@
 # its kubelet stopped) as the client's curl loop sees it; externalTrafficPolicy Local following the
 # ready pod; a rollout restart of the speakers with no failed request; the control plane killed
 # for 60 s with a node failing in it (no VIP withdrawn, the failover still made, no address
-# changed, a new Service served after the return); delete -k leaves nothing.
+# changed, a new Service served after the return); with CLUSTER_SOAK_SECONDS, a soak of node cuts
+# and backend rollouts with every swimlb process's RSS and fds watched; delete -k leaves nothing.
 #
 # CLUSTER_HOLD=SECONDS keeps the cluster up after the install for a look around.
+# CLUSTER_SOAK_SECONDS=SECONDS runs the soak (step 7) for that long (0, the default: no soak).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -94,7 +96,7 @@ cluster_cleanup() {
   local i pid round
   # Killed on purpose below: no "Killed" job reports for them.
   for pid in ${node_procs[@]+"${node_procs[@]}"}; do disown "$pid" 2>/dev/null; done
-  if [ -n "${loop_pid:-}" ]; then kill "$loop_pid" 2>/dev/null; fi
+  for pid in "${loop_pid:-}" "${sampler_pid:-}"; do [ -z "$pid" ] || kill "$pid" 2>/dev/null; done
   # Node processes first (kubelets would restart containers), then everything still in a node's
   # network namespace or cgroups (shims, pod processes), then the mount-namespace holders.
   for i in "${!holder[@]}"; do
@@ -483,12 +485,13 @@ for vip in "$vip1" "$vip2"; do
 done
 
 # ---------------------------------------------------------------- 3. failover
-# curl_loop FILE COUNT: COUNT requests to both VIPs, 50 ms apart, one "time vip code" line each.
+# curl_loop FILE COUNT: COUNT requests to both VIPs, 50 ms apart, one "time vip code connect"
+# line each (connect: seconds to the TCP handshake's end, 0 when it never completed).
 curl_loop() {
   local file=$1 count=$2 n vip
   for n in $(seq 1 "$count"); do
     for vip in "$vip1" "$vip2"; do
-      echo "$EPOCHREALTIME $vip $(in_client curl -s -o /dev/null -w '%{http_code}' \
+      echo "$EPOCHREALTIME $vip $(in_client curl -s -o /dev/null -w '%{http_code} %{time_connect}' \
         --connect-timeout 0.25 -m 1 "http://$vip:8080/" || true)"
     done
     sleep 0.05
@@ -622,7 +625,7 @@ for vip in "$vip1" "$vip2"; do wait_owner "$vip" "$(rendezvous_owner "$vip" 1 2 
 # is read from the client, and the client's curl loop runs throughout. Fails when a VIP is
 # withdrawn in the outage (no speaker claims it, or a VIP of a healthy owner fails a request),
 # when the failover takes over 3 s, when a Service's address changes, or when a Service created
-# after the return is not allocated and answering within 180 s.
+# after the return is not allocated and answering within 180 s (claimed by a speaker within 30 s).
 for vip in "$vip1" "$vip2"; do owner[$vip]=$(rendezvous_owner "$vip" 1 2 3); done
 victim=${owner[$vip1]}
 survivors=$(other_nodes "$victim")
@@ -708,9 +711,9 @@ done
 [ -n "$vip3" ] || fail "after the API server returned, a new Service got no address within 60 s"
 allocated=$(elapsed_since "$return_at")
 # Until it answers (bounded, 180 s): when a speaker first claimed it, when kube-proxy on a
-# surviving node first had a rule for it. The watchers reconnect with kube-runtime's default
-# backoff (up to 30 s, jittered up to twice that), and a watch resumed on the new API server
-# is answered "too old" and listed again after one more delay.
+# surviving node first had a rule for it. swimlb's watchers retry at most 5 s apart
+# (ReconnectBackoff), and a watch resumed on the new API server is answered "too old" and
+# listed again after one more delay; kube-proxy keeps client-go's own backoff.
 claimed="" proxied="" served=""
 while awk -v s="$return_at" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n - s < 180) }'; do
   # shellcheck disable=SC2086
@@ -730,6 +733,9 @@ while awk -v s="$return_at" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n - s < 180) }
   sleep 0.25
 done
 [ -n "$served" ] || fail "after the API server returned, the new Service's $vip3 did not answer 200 within 180 s (claimed after ${claimed:--} s, kube-proxy rule after ${proxied:--} s)"
+# Two retries at the 5 s cap, the relist and the controller's write fit well within 30 s.
+awk -v c="$claimed" 'BEGIN { exit !(c <= 30) }' ||
+  fail "after the API server returned, the speakers claimed the new Service's $vip3 only after $claimed s (> 30 s)"
 # shellcheck disable=SC2086
 wait_owner "$vip3" "$(rendezvous_owner "$vip3" $survivors)" $survivors
 addresses_after=$(service_addresses)
@@ -751,6 +757,231 @@ note "node-$victim back, every VIP with its rendezvous owner; requests failed fr
 [ $((after_failed + after_failed1)) = 0 ] || fail "$((after_failed + after_failed1)) requests failed after the control plane returned"
 kubectl delete svc nginx3 >/dev/null
 
+# ---------------------------------------------------------------- 7. soak (CLUSTER_SOAK_SECONDS)
+# Repeated partitions and rollouts with every swimlb process watched. The backends are kept on
+# the one node that announces neither VIP (the other two cordoned), so a request fails only when
+# swimlb is at fault or a backend moves. Each cycle pulls the cable of one of the other two nodes
+# (alternately) and stops its kubelet for 10 s, then plugs it back, starts the kubelet and waits
+# for both VIPs to be on their rendezvous owners; every second cycle also rolls out the backend
+# Deployments (their EndpointSlices churn under the speakers), 15 s after the latest return. The speaker on a cut node keeps
+# running alone and rejoins when the cable is back, as after a partition. Sampled from the
+# client every second: each reachable speaker's /vips; every 5 s: RSS, open fds and CPU time of
+# every speaker and controller process (/proc, the speakers found in the node namespaces).
+# Fails when a VIP is claimed by no speaker, by two or by the wrong one (outside the 3 s after a
+# cut or a return that moves it), when a request fails other than in a failover, a failback or a
+# backend move (below), when a swimlb process restarts, or when a process's RSS grows by more
+# than max(2 MiB, 10 %) or its fds by more than 2 from the first sample after the warm-up (a
+# quarter of the soak, at most 60 s) to the last.
+soak_seconds=${CLUSTER_SOAK_SECONDS:-0}
+[[ $soak_seconds =~ ^[0-9]+$ ]] || fail "CLUSTER_SOAK_SECONDS must be a whole number of seconds, not '$soak_seconds'"
+if [ "$soak_seconds" -gt 0 ]; then
+  soak_dir=$cluster/soak
+  mkdir -p "$soak_dir"
+  steady=""
+  for i in 1 2 3; do [ "$i" = "${owner[$vip1]}" ] || [ "$i" = "${owner[$vip2]}" ] || steady=$i; done
+  restarted=$(other_nodes "$steady")
+  restarted=${restarted% }
+  : >"$soak_dir/events"
+  curl_loop "$soak_dir/requests" $((soak_seconds * 20 + 6000)) &
+  loop_pid=$!
+  echo "$EPOCHREALTIME backends-start" >>"$soak_dir/events"
+  for i in $restarted; do move_backends_off "$i"; done
+  echo "$EPOCHREALTIME backends-end" >>"$soak_dir/events"
+  note "soak: backends on node-$steady (announcing neither VIP); nodes $restarted cordoned, cut in turn"
+  # swimlb_pids: "label pid" for every speaker (in its node's namespace) and controller process.
+  swimlb_pids() {
+    local i pid
+    for i in 1 2 3; do
+      for pid in $(ip netns pids "$prefix-n$i"); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = swimlb-speaker ] && echo "speaker-n$i $pid"
+      done
+    done
+    for pid in $(find /sys/fs/cgroup/memory/ -path "*$cgroup_root*" -name tasks -exec cat {} + 2>/dev/null | sort -un); do
+      [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = swimlb-controll ] && echo "controller $pid"
+    done
+    return 0
+  }
+  # The phase the sampler reads: "down NODE TIME" from a cut, "up NODE TIME" from NODE's return
+  # ("up 0 TIME" at the start); renamed into place, so the sampler never reads it half written.
+  set_phase() { echo "$* $EPOCHREALTIME" >"$soak_dir/phase.new" && mv "$soak_dir/phase.new" "$soak_dir/phase"; }
+  set_phase up 0
+  soak_end=$(awk -v s="$EPOCHREALTIME" -v d="$soak_seconds" 'BEGIN { printf "%.6f", s + d }')
+  # One line per VIP and second: time, VIP, claimers ("-": none), phase. Bounded: it stops at
+  # the soak's end plus 5 minutes at the latest, or when the stop file appears.
+  (
+    ticks=0
+    while [ ! -e "$soak_dir/stop" ] && awk -v e="$soak_end" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n < e + 300) }'; do
+      read -r -a phase <"$soak_dir/phase"
+      at=$EPOCHREALTIME
+      for i in 1 2 3; do
+        [ "${phase[0]}" = down ] && [ "${phase[1]}" = "$i" ] && continue
+        vips_of "$i" | sed "s/^/$i /"
+      done >"$soak_dir/sample"
+      for vip in "$vip1" "$vip2"; do
+        echo "$at $vip $(awk -v v="$vip" '$2 == v { printf "%s%s", (n++ ? "," : ""), $1 } END { if (!n) printf "-" }' \
+          "$soak_dir/sample") ${phase[*]}"
+      done >>"$soak_dir/claims"
+      if [ $((ticks % 5)) = 0 ]; then
+        swimlb_pids | while read -r label pid; do
+          awk -v t="$at" -v l="$label" -v p="$pid" -v fds="$(ls "/proc/$pid/fd" 2>/dev/null | wc -l)" \
+            '/^VmRSS/ { rss = $2 } END { if (rss) print t, l, p, rss, fds }' "/proc/$pid/status" 2>/dev/null
+        done >>"$soak_dir/procs"
+        swimlb_pids | while read -r label pid; do
+          read -r -a stat <"/proc/$pid/stat" 2>/dev/null && echo "$at $label $pid $((stat[13] + stat[14]))"
+        done >>"$soak_dir/cpu"
+      fi
+      ticks=$((ticks + 1))
+      sleep 1
+    done
+  ) &
+  sampler_pid=$!
+  soak_start=$EPOCHREALTIME
+  restarts_before=$(kubectl -n swimlb-system get pods -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}')
+  cycles=0 cuts=0 rollouts=0
+  while awk -v e="$soak_end" -v n="$EPOCHREALTIME" 'BEGIN { exit !(n < e) }'; do
+    # shellcheck disable=SC2086
+    set -- $restarted
+    victim=$1
+    [ $((cycles % 2)) = 0 ] || victim=$2
+    set_phase down "$victim"
+    echo "$EPOCHREALTIME cut $victim" >>"$soak_dir/events"
+    cable "$victim" down
+    kill "${kubelet_pid[$victim]}"
+    wait "${kubelet_pid[$victim]}" 2>/dev/null || true
+    cuts=$((cuts + 1))
+    sleep 10
+    cable "$victim" up
+    start_kubelet "$victim"
+    set_phase up "$victim"
+    returned_at=$EPOCHREALTIME
+    echo "$returned_at return $victim" >>"$soak_dir/events"
+    kubectl wait --for condition=Ready --timeout 60s "node/node-$victim" >/dev/null ||
+      fail "soak: node-$victim not Ready after its return"
+    for vip in "$vip1" "$vip2"; do wait_owner "$vip" "${owner[$vip]}"; done
+    if [ $((cycles % 2)) = 1 ]; then
+      # Not before the returned node's kube-proxy has caught up: its watch connection resumes
+      # only at TCP's next retransmission, seconds after the cable is back, and until then it
+      # would keep sending to a replaced pod (a failure kube-proxy's, not swimlb's).
+      sleep "$(awk -v r="$returned_at" -v n="$EPOCHREALTIME" 'BEGIN { w = r + 15 - n; printf "%.2f", (w > 0 ? w : 0) }')"
+      echo "$EPOCHREALTIME backends-start" >>"$soak_dir/events"
+      kubectl rollout restart deploy/nginx deploy/nginx2 >/dev/null
+      kubectl rollout status deploy/nginx --timeout 120s >/dev/null || fail "soak: nginx rollout did not finish"
+      kubectl rollout status deploy/nginx2 --timeout 120s >/dev/null || fail "soak: nginx2 rollout did not finish"
+      echo "$EPOCHREALTIME backends-end" >>"$soak_dir/events"
+      rollouts=$((rollouts + 1))
+    fi
+    cycles=$((cycles + 1))
+  done
+  soak_took=$(elapsed_since "$soak_start")
+  sleep 3
+  touch "$soak_dir/stop"
+  wait "$sampler_pid" 2>/dev/null || true
+  sampler_pid=""
+  kill "$loop_pid" 2>/dev/null || true
+  wait "$loop_pid" 2>/dev/null || true
+  loop_pid=""
+  for i in $restarted; do kubectl uncordon "node-$i" >/dev/null; done
+  restarts_after=$(kubectl -n swimlb-system get pods -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}')
+  [ "$restarts_after" = "$restarts_before" ] ||
+    fail "soak: swimlb containers restarted (restart counts '$restarts_before' -> '$restarts_after')"
+  note "soak: $cycles cycles in $soak_took s ($cuts cuts of nodes $restarted, $rollouts backend rollouts)"
+
+  # Claims, against each VIP's owner among all nodes ("all:VIP") or without node-N ("N:VIP").
+  # A VIP whose owner a cut or a return changes is not judged in the 3 s after it.
+  want="all:$vip1=${owner[$vip1]},all:$vip2=${owner[$vip2]}"
+  for i in $restarted; do
+    for vip in "$vip1" "$vip2"; do
+      # shellcheck disable=SC2046
+      want="$want,$i:$vip=$(rendezvous_owner "$vip" $(other_nodes "$i"))"
+    done
+  done
+  read -r samples withdrawn doubled wrong transitions < <(awk -v want="$want" '
+    BEGIN { n = split(want, w, ","); for (k = 1; k <= n; k++) { split(w[k], kv, "="); owner[kv[1]] = kv[2] } }
+    {
+      samples++
+      t = $1; vip = $2; claim = $3
+      key = ($4 == "down") ? $5 ":" vip : "all:" vip
+      moves = $5 != 0 && owner["all:" vip] != owner[$5 ":" vip]
+      if (moves && t - $6 < 3) { transitions++; next }
+      if (claim == "-") withdrawn++
+      else if (index(claim, ",")) doubled++
+      else if (claim != owner[key]) wrong++
+    }
+    END { print samples + 0, withdrawn + 0, doubled + 0, wrong + 0, transitions + 0 }' "$soak_dir/claims")
+  note "soak: $samples VIP samples, $transitions in the 3 s after a cut or return that moved the VIP; outside them $withdrawn unclaimed, $doubled claimed twice, $wrong by the wrong node"
+  [ "$samples" -gt 0 ] || fail "soak: no VIP sample taken"
+  [ $((withdrawn + doubled + wrong)) = 0 ] || fail "soak: VIP claims wrong in $((withdrawn + doubled + wrong)) samples (see above)"
+
+  # Requests. A failure is allowed in the 3 s after the cut of its VIP's owner (the failover),
+  # while the backends move (plus 3 s for kube-proxy), and in the 1 s after its VIP's owner
+  # returns, at most 2 per return (the failback: the returned node's kernel has to resolve the
+  # backend's node again, and a SYN that waits for that longer than the loop's 250 ms connect
+  # timeout counts as failed, though it is answered). Every other failure is printed and fails
+  # the soak.
+  read -r requests failovers worst moving failbacks worst_failback other_failed < <(awk \
+    -v owners="$vip1=${owner[$vip1]},$vip2=${owner[$vip2]}" '
+    BEGIN { n = split(owners, o, ","); for (k = 1; k <= n; k++) { split(o[k], kv, "="); owner[kv[1]] = kv[2] } }
+    FNR == NR {
+      events++; event_at[events] = $1; event[events] = $2 ($3 == "" ? "" : " node-" $3)
+      if ($2 == "cut") { cuts++; cut_at[cuts] = $1; cut_node[cuts] = $3 }
+      if ($2 == "return") { returns++; return_at[returns] = $1; return_node[returns] = $3 }
+      if ($2 == "backends-start") { moves++; move_from[moves] = $1; move_to[moves] = $1 + 3600 }
+      if ($2 == "backends-end") move_to[moves] = $1 + 3
+      next
+    }
+    function unexplained(why) {
+      other++
+      latest = "the start"; gap = 0
+      for (k = 1; k <= events; k++) if (event_at[k] <= $1) { latest = event[k]; gap = $1 - event_at[k] }
+      printf "   %s: %s from %s (connected after %s s) %.3f s after %s\n", why, $3, $2, $4, gap, latest > "/dev/stderr"
+    }
+    {
+      requests++
+      if ($3 == 200) next
+      for (k = 1; k <= cuts; k++)
+        if (owner[$2] == cut_node[k] && $1 >= cut_at[k] && $1 < cut_at[k] + 3) {
+          failovers++; gap = $1 - cut_at[k]; if (gap > worst) worst = gap; next
+        }
+      for (k = 1; k <= moves; k++) if ($1 >= move_from[k] && $1 < move_to[k]) { moving++; next }
+      for (k = 1; k <= returns; k++)
+        if (owner[$2] == return_node[k] && $1 >= return_at[k] && $1 < return_at[k] + 1) {
+          if (++at_return[k] > 2) { unexplained("failback, more than 2"); next }
+          failbacks++; gap = $1 - return_at[k]; if (gap > worst_back) worst_back = gap; next
+        }
+      unexplained("unexplained")
+    }
+    END { printf "%d %d %.3f %d %d %.3f %d\n", requests, failovers, worst, moving, failbacks, worst_back, other }' \
+    "$soak_dir/events" "$soak_dir/requests")
+  note "soak: $requests requests; failed: $failovers in failovers (latest $worst s after a cut), $moving while backends moved, $failbacks in failbacks (latest $worst_failback s after a return), $other_failed otherwise"
+  [ "$requests" -gt 0 ] || fail "soak: the client loop sent nothing"
+  [ "$other_failed" = 0 ] || fail "soak: $other_failed requests failed outside failovers, failbacks and backend moves"
+
+  # Memory, fds and CPU per process, from the first sample after the warm-up to the last.
+  warmup=$(( soak_seconds / 4 < 60 ? soak_seconds / 4 : 60 ))
+  flat_ok=1
+  while read -r label pid rss0 rss1 fds0 fds1 span; do
+    ticks=$(awk -v p="$pid" '$3 == p { if (!n++) a = $4; b = $4 } END { print b - a }' "$soak_dir/cpu")
+    cpu=$(awk -v t="$ticks" -v s="$span" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", (s > 0 ? 100 * t / hz / s : 0) }')
+    echo "   $label (pid $pid): RSS $rss0 -> $rss1 MiB, fds $fds0 -> $fds1 over $span s; CPU $cpu % of one core"
+    awk -v a="$rss0" -v b="$rss1" -v f="$fds0" -v g="$fds1" \
+      'BEGIN { limit = a * 0.1; if (limit < 2) limit = 2; exit !(b - a <= limit && g - f <= 2) }' || flat_ok=0
+  done < <(awk -v start="$soak_start" -v warm="$warmup" '
+    $1 - start >= warm {
+      key = $2 " " $3
+      if (!(key in first)) { first[key] = $1; rss0[key] = $4; fds0[key] = $5; order[++n] = key }
+      last[key] = $1; rss1[key] = $4; fds1[key] = $5
+    }
+    END {
+      for (k = 1; k <= n; k++) {
+        key = order[k]
+        printf "%s %.1f %.1f %d %d %.0f\n", key, rss0[key] / 1024, rss1[key] / 1024, fds0[key], fds1[key], last[key] - first[key]
+      }
+    }' "$soak_dir/procs")
+  [ "$(awk '{ print $2 }' "$soak_dir/procs" | sort -u | wc -l)" -ge 4 ] ||
+    fail "soak: fewer than 3 speakers and a controller sampled"
+  [ "$flat_ok" = 1 ] || fail "soak: RSS or fds of a swimlb process grew (see above)"
+fi
+
 # ---------------------------------------------------------------- memory
 # rss_mib PID...: their summed resident memory.
 rss_mib() { for pid in "$@"; do awk '/^VmRSS/ { print $2 }' "/proc/$pid/status" 2>/dev/null; done |
@@ -762,7 +993,7 @@ all_pids=$(printf '%s\n' $cp_pids $node_pids $pod_pids | sort -un)
 # shellcheck disable=SC2086
 note "memory (RSS): control plane $(rss_mib $cp_pids) MiB, 3 nodes' daemons and host-network pods $(rss_mib $node_pids) MiB, all pods $(rss_mib $pod_pids) MiB; everything $(rss_mib $all_pids) MiB"
 
-# ---------------------------------------------------------------- 7. uninstall
+# ---------------------------------------------------------------- 8. uninstall
 kubectl delete svc nginx nginx2 >/dev/null
 kubectl delete deploy nginx nginx2 >/dev/null
 kubectl delete -f deploy/examples/legacy-configmap.yaml >/dev/null
