@@ -32,5 +32,5 @@ echo "== soak lab, short (network namespaces, ~65 s)"; tests/lab/soak.sh --secon
 scripts/e2e-controller.sh
 echo "== deploy manifests"; kubectl kustomize deploy/ >/dev/null; scripts/check-helm-chart.sh
 scripts/e2e-speaker.sh
-echo "== cluster (3-node Kubernetes in network namespaces, with a 90 s soak)"
-CLUSTER_SOAK_SECONDS=90 tests/cluster/cluster.sh
+echo "== cluster (3-node Kubernetes in network namespaces, with a 60 s soak)"
+CLUSTER_SOAK_SECONDS=60 tests/cluster/cluster.sh

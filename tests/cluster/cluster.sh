@@ -768,7 +768,7 @@ kubectl delete svc nginx3 >/dev/null
 # client every second: each reachable speaker's /vips; every 5 s: RSS, open fds and CPU time of
 # every speaker and controller process (/proc, the speakers found in the node namespaces).
 # Fails when a VIP is claimed by no speaker, by two or by the wrong one (outside the 3 s after a
-# cut or a return that moves it), when a request fails other than in a failover, a failback or a
+# cut or a return that moves it), when a request fails other than in a failover, a heal or a
 # backend move (below), when a swimlb process restarts, or when a process's RSS grows by more
 # than max(2 MiB, 10 %) or its fds by more than 2 from the first sample after the warm-up (a
 # quarter of the soak, at most 60 s) to the last.
@@ -882,8 +882,10 @@ if [ "$soak_seconds" -gt 0 ]; then
   loop_pid=""
   for i in $restarted; do kubectl uncordon "node-$i" >/dev/null; done
   restarts_after=$(kubectl -n swimlb-system get pods -o jsonpath='{range .items[*]}{.status.containerStatuses[0].restartCount}{" "}{end}')
+  # Every verdict is reported before the first failure ends the test.
+  soak_failures=()
   [ "$restarts_after" = "$restarts_before" ] ||
-    fail "soak: swimlb containers restarted (restart counts '$restarts_before' -> '$restarts_after')"
+    soak_failures+=("swimlb containers restarted (restart counts '$restarts_before' -> '$restarts_after')")
   note "soak: $cycles cycles in $soak_took s ($cuts cuts of nodes $restarted, $rollouts backend rollouts)"
 
   # Claims, against each VIP's owner among all nodes ("all:VIP") or without node-N ("N:VIP").
@@ -909,16 +911,17 @@ if [ "$soak_seconds" -gt 0 ]; then
     }
     END { print samples + 0, withdrawn + 0, doubled + 0, wrong + 0, transitions + 0 }' "$soak_dir/claims")
   note "soak: $samples VIP samples, $transitions in the 3 s after a cut or return that moved the VIP; outside them $withdrawn unclaimed, $doubled claimed twice, $wrong by the wrong node"
-  [ "$samples" -gt 0 ] || fail "soak: no VIP sample taken"
-  [ $((withdrawn + doubled + wrong)) = 0 ] || fail "soak: VIP claims wrong in $((withdrawn + doubled + wrong)) samples (see above)"
+  [ "$samples" -gt 0 ] || soak_failures+=("no VIP sample taken")
+  [ $((withdrawn + doubled + wrong)) = 0 ] || soak_failures+=("VIP claims wrong in $((withdrawn + doubled + wrong)) samples")
 
   # Requests. A failure is allowed in the 3 s after the cut of its VIP's owner (the failover),
-  # while the backends move (plus 3 s for kube-proxy), and in the 1 s after its VIP's owner
-  # returns, at most 2 per return (the failback: the returned node's kernel has to resolve the
-  # backend's node again, and a SYN that waits for that longer than the loop's 250 ms connect
+  # while the backends move (plus 3 s for kube-proxy), and in the 1 s after a node returns, at
+  # most 2 per VIP and return (the heal: the returned node takes back its own VIPs and, for
+  # moments, holds clients of those it claimed while cut off; its kernel resolves the backend's
+  # node again first, and a SYN that waits for that longer than the loop's 250 ms connect
   # timeout counts as failed, though it is answered). Every other failure is printed and fails
   # the soak.
-  read -r requests failovers worst moving failbacks worst_failback other_failed < <(awk \
+  read -r requests failovers worst moving heals worst_heal other_failed < <(awk \
     -v owners="$vip1=${owner[$vip1]},$vip2=${owner[$vip2]}" '
     BEGIN { n = split(owners, o, ","); for (k = 1; k <= n; k++) { split(o[k], kv, "="); owner[kv[1]] = kv[2] } }
     FNR == NR {
@@ -944,17 +947,17 @@ if [ "$soak_seconds" -gt 0 ]; then
         }
       for (k = 1; k <= moves; k++) if ($1 >= move_from[k] && $1 < move_to[k]) { moving++; next }
       for (k = 1; k <= returns; k++)
-        if (owner[$2] == return_node[k] && $1 >= return_at[k] && $1 < return_at[k] + 1) {
-          if (++at_return[k] > 2) { unexplained("failback, more than 2"); next }
-          failbacks++; gap = $1 - return_at[k]; if (gap > worst_back) worst_back = gap; next
+        if ($1 >= return_at[k] && $1 < return_at[k] + 1) {
+          if (++at_return[k, $2] > 2) { unexplained("more than 2 in a heal"); next }
+          heals++; gap = $1 - return_at[k]; if (gap > worst_heal) worst_heal = gap; next
         }
       unexplained("unexplained")
     }
-    END { printf "%d %d %.3f %d %d %.3f %d\n", requests, failovers, worst, moving, failbacks, worst_back, other }' \
+    END { printf "%d %d %.3f %d %d %.3f %d\n", requests, failovers, worst, moving, heals, worst_heal, other }' \
     "$soak_dir/events" "$soak_dir/requests")
-  note "soak: $requests requests; failed: $failovers in failovers (latest $worst s after a cut), $moving while backends moved, $failbacks in failbacks (latest $worst_failback s after a return), $other_failed otherwise"
-  [ "$requests" -gt 0 ] || fail "soak: the client loop sent nothing"
-  [ "$other_failed" = 0 ] || fail "soak: $other_failed requests failed outside failovers, failbacks and backend moves"
+  note "soak: $requests requests; failed: $failovers in failovers (latest $worst s after a cut), $moving while backends moved, $heals in heals (latest $worst_heal s after a return), $other_failed otherwise"
+  [ "$requests" -gt 0 ] || soak_failures+=("the client loop sent nothing")
+  [ "$other_failed" = 0 ] || soak_failures+=("$other_failed requests failed outside failovers, heals and backend moves")
 
   # Memory, fds and CPU per process, from the first sample after the warm-up to the last.
   warmup=$(( soak_seconds / 4 < 60 ? soak_seconds / 4 : 60 ))
@@ -978,8 +981,9 @@ if [ "$soak_seconds" -gt 0 ]; then
       }
     }' "$soak_dir/procs")
   [ "$(awk '{ print $2 }' "$soak_dir/procs" | sort -u | wc -l)" -ge 4 ] ||
-    fail "soak: fewer than 3 speakers and a controller sampled"
-  [ "$flat_ok" = 1 ] || fail "soak: RSS or fds of a swimlb process grew (see above)"
+    soak_failures+=("fewer than 3 speakers and a controller sampled")
+  [ "$flat_ok" = 1 ] || soak_failures+=("RSS or fds of a swimlb process grew")
+  [ "${#soak_failures[@]}" = 0 ] || fail "soak: $(IFS=';'; echo "${soak_failures[*]}" | sed 's/;/; /g')"
 fi
 
 # ---------------------------------------------------------------- memory
