@@ -3,7 +3,7 @@
 # toolchain. Installs cargo-fuzz once into /var/cache/swimlb (keyed by version); the
 # instrumented build is cached there too, keyed by the toolchain.
 #
-#   scripts/fuzz.sh                                   # every target, FUZZ_SECONDS (12) each
+#   scripts/fuzz.sh                                   # every target, FUZZ_SECONDS (8) each
 #   FUZZ_SECONDS=600 scripts/fuzz.sh gossip_datagram  # one target, longer
 #   FUZZ_SANITIZER=address scripts/fuzz.sh            # with AddressSanitizer
 #
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
 cache=/var/cache/swimlb
-seconds=${FUZZ_SECONDS:-12}
+seconds=${FUZZ_SECONDS:-8}
 sanitizer=${FUZZ_SANITIZER:-none}
 
 tool_root="$cache/cargo-fuzz-$CARGO_FUZZ_VERSION"
